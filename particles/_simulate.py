@@ -1,0 +1,240 @@
+"""Integrate the particle flow of a scheme with a diffrax solver, all under jit."""
+
+import contextlib
+import time
+
+import diffrax
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ._attention import ATTENTION_KINDS, HEAD_REDUCTIONS, Attention
+from ._sphere import normalize, safe_norm
+from ._trajectory import Trajectory
+from ._validate import check_choice, check_finite_array, check_float, check_int
+from .schemes import get_scheme
+
+
+class SimulationError(RuntimeError):
+    """The solver did not reach t1 (step budget spent or the state blew up)."""
+
+
+class _PerTrajectoryRMS(eqx.Module):
+    """Error norm for a batch solved as one state: the RMS over each trajectory's
+    tokens, then the max over trajectories, so every trajectory meets the tolerance."""
+
+    batch_ndim: int = eqx.field(static=True)
+
+    def __call__(self, err):
+        lift, r = err
+        axes = tuple(range(self.batch_ndim, lift.ndim))
+        sq = jnp.sum(lift * lift, axis=axes) + jnp.sum(r * r, axis=axes[:-1])
+        n, d = lift.shape[-2:]
+        return jnp.sqrt(jnp.max(sq) / (n * (d + 1)))
+
+
+def _field(t, y, args):
+    """The flow in lifted coordinates: y_i = |y_i| θ_i with dy_i/dt = |y_i| dθ_i/dt, so
+    the directions follow the scheme exactly whatever |y_i| drifts to numerically."""
+    lift, r = y
+    scheme, attention = args
+    norm = safe_norm(lift)
+    dtheta, dr = scheme.velocity(t, lift / norm[..., None], r, attention)
+    return norm[..., None] * dtheta, dr
+
+
+@eqx.filter_jit
+def _solve(y0, attention, scheme, solver, ts, t0, t1, rtol, atol, step_size, jumps, max_steps, progress):
+    if step_size is None:
+        controller = diffrax.PIDController(rtol=rtol, atol=atol, norm=_PerTrajectoryRMS(y0[1].ndim - 1))
+        if jumps is not None:
+            controller = diffrax.ClipStepSizeController(controller, jump_ts=jumps)
+    else:
+        controller = diffrax.ConstantStepSize()
+    return diffrax.diffeqsolve(
+        diffrax.ODETerm(_field),
+        solver,
+        t0,
+        t1,
+        step_size,
+        y0,
+        args=(scheme, attention),
+        saveat=diffrax.SaveAt(ts=ts),
+        stepsize_controller=controller,
+        max_steps=max_steps,
+        throw=False,
+        progress_meter=diffrax.TqdmProgressMeter() if progress else diffrax.NoProgressMeter(),
+    )
+
+
+def _weights(name, w, d):
+    if w is None:
+        return None
+    w = check_finite_array(name, w)
+    if w.ndim < 2 or w.ndim > 4 or w.shape[-2:] != (d, d):
+        raise ValueError(
+            f"{name} has shape {w.shape}; expected (d, d), (heads, d, d) or (layers, heads, d, d) with d={d}"
+        )
+    return jnp.asarray(w.reshape((1,) * (4 - w.ndim) + w.shape))
+
+
+def simulate(
+    x0,
+    scheme,
+    *,
+    beta,
+    t1,
+    ts=None,
+    t0=0.0,
+    attention="softmax",
+    Q=None,
+    K=None,
+    V=None,
+    causal=False,
+    heads="sum",
+    solver=None,
+    rtol=1e-6,
+    atol=1e-8,
+    step_size=None,
+    dtype=None,
+    max_steps=100_000,
+    progress=False,
+    **scheme_params,
+) -> Trajectory:
+    """Simulate n tokens under the attention flow of a normalization scheme.
+
+    dθ_i/dt = (1/s_i) P_{θ_i} A_i(Θ), dr_i/dt = the scheme's radial rate (MODEL.md §2;
+    Karagodin et al., arXiv 2510.22026), integrated with a diffrax solver (Tsit5 by
+    default) under adaptive step control; ``step_size`` gives constant steps instead.
+
+    ``x0`` has shape (..., n, d); ``beta`` is a scalar or an array broadcast against
+    the leading batch dimensions. A batch is solved as one state in one compiled call;
+    the step size is controlled so that every trajectory meets ``rtol``/``atol`` in
+    its own RMS norm. ``ts`` are the save times (default: 101 points on [t0, t1]).
+    ``Q``, ``K``, ``V``: (d, d), (heads, d, d) or (layers, heads, d, d) arrays (see
+    :func:`particles.random_weights`); ``None`` is the identity. ``dtype`` defaults to
+    that of ``x0``; ``float64`` turns on JAX's 64-bit mode for this call.
+    """
+    scheme = get_scheme(scheme, **scheme_params)
+    check_choice("attention", attention, ATTENTION_KINDS)
+    check_choice("heads", heads, HEAD_REDUCTIONS)
+    solver = diffrax.Tsit5() if solver is None else solver
+    if not isinstance(solver, diffrax.AbstractSolver):
+        raise ValueError(f"solver={solver!r} must be a diffrax solver such as diffrax.Tsit5()")
+    max_steps = check_int("max_steps", max_steps, minimum=1)
+    rtol = check_float("rtol", rtol, positive=True)
+    atol = check_float("atol", atol, positive=True)
+    if step_size is not None:
+        step_size = check_float("step_size", step_size, positive=True)
+    elif not isinstance(solver, diffrax.AbstractAdaptiveSolver):
+        raise ValueError(f"solver {type(solver).__name__} has no error estimate: give step_size")
+    t0 = check_float("t0", t0)
+    t1 = check_float("t1", t1)
+    if not t1 > t0:
+        raise ValueError(f"t1={t1!r} must be greater than t0={t0!r}")
+
+    x0_np = np.asarray(x0)
+    if x0_np.ndim < 2:
+        raise ValueError(f"x0 has shape {x0_np.shape}; expected (..., n, d)")
+    check_finite_array("x0", x0_np)
+    n, d = x0_np.shape[-2:]
+    check_int("n", n, minimum=1)
+    check_int("d", d, minimum=2)
+    if np.any(np.linalg.norm(x0_np, axis=-1) == 0):
+        raise ValueError("x0 contains a zero-norm token; every token needs a direction")
+    beta_np = check_finite_array("beta", beta)
+    try:
+        batch = np.broadcast_shapes(x0_np.shape[:-2], beta_np.shape)
+    except ValueError:
+        raise ValueError(f"beta of shape {beta_np.shape} does not broadcast against the batch shape {x0_np.shape[:-2]}") from None
+
+    if dtype is None:
+        dtype = x0_np.dtype if np.issubdtype(x0_np.dtype, np.floating) else jnp.zeros(()).dtype
+    dtype = np.dtype(dtype)
+    if dtype not in (np.float32, np.float64):
+        raise ValueError(f"dtype={dtype} must be float32 or float64")
+    x64 = jax.enable_x64(True) if dtype == np.float64 else contextlib.nullcontext()
+
+    with x64:
+        dtype = jnp.float64 if dtype == np.float64 else jnp.float32
+        ts_arr = jnp.linspace(t0, t1, 101, dtype=dtype) if ts is None else jnp.asarray(ts, dtype=dtype)
+        ts_np = np.asarray(ts_arr)
+        if ts_np.ndim != 1 or ts_np.size == 0 or not np.all(np.isfinite(ts_np)):
+            raise ValueError("ts must be a non-empty 1-d array of finite times")
+        if np.any(np.diff(ts_np) <= 0):
+            raise ValueError("ts must be strictly increasing")
+        if ts_np[0] < t0 or ts_np[-1] > t1:
+            raise ValueError(f"ts must lie in [t0, t1] = [{t0}, {t1}], got [{ts_np[0]}, {ts_np[-1]}]")
+
+        att = Attention(
+            beta=jnp.broadcast_to(jnp.asarray(beta_np, dtype), batch),
+            Q=_weights("Q", Q, d),
+            K=_weights("K", K, d),
+            V=_weights("V", V, d),
+            kind=attention,
+            causal=bool(causal),
+            heads=heads,
+        )
+        x = jnp.broadcast_to(jnp.asarray(x0_np, dtype), (*batch, n, d))
+        theta0 = normalize(x)
+        r0 = jnp.ones(x.shape[:-1], dtype) if scheme.sphere_bound else safe_norm(x)
+        jumps = sorted(set(att.layer_jumps(t0, t1)) | {t for t in scheme.jump_times() if t0 < t < t1})
+        jumps = jnp.asarray(jumps, dtype) if jumps and step_size is None else None
+
+        start = time.perf_counter()
+        sol = _solve(
+            (theta0, r0),
+            att,
+            scheme,
+            solver,
+            ts_arr,
+            jnp.asarray(t0, dtype),
+            jnp.asarray(t1, dtype),
+            jnp.asarray(rtol, dtype),
+            jnp.asarray(atol, dtype),
+            None if step_size is None else jnp.asarray(step_size, dtype),
+            jumps,
+            max_steps,
+            bool(progress),
+        )
+        lift, r = jax.block_until_ready(sol.ys)
+        wall = time.perf_counter() - start
+        if sol.result != diffrax.RESULTS.successful:
+            reached = float(jnp.max(jnp.where(jnp.isfinite(sol.ts), sol.ts, -jnp.inf)))
+            if sol.result == diffrax.RESULTS.max_steps_reached:
+                raise SimulationError(
+                    f"the solve hit max_steps={max_steps} before t1={t1} (last save time reached "
+                    f"{reached:g}): raise max_steps, loosen rtol/atol, or shorten t1"
+                )
+            raise SimulationError(
+                f"the solve failed before t1={t1} ({sol.result}); the state may have become "
+                "non-finite: lower beta, tighten rtol, or shorten t1"
+            )
+        theta = jnp.moveaxis(normalize(lift), 0, -3)
+        r = jnp.moveaxis(r, 0, -2)
+        stats = {
+            "num_steps": int(sol.stats["num_steps"]),
+            "num_accepted": int(sol.stats["num_accepted_steps"]),
+            "num_rejected": int(sol.stats["num_rejected_steps"]),
+            "wall_time": wall,
+        }
+        config = {
+            "scheme": scheme.name,
+            "scheme_params": scheme.params(),
+            "n": int(n),
+            "d": int(d),
+            "beta": beta_np.tolist(),
+            "t0": t0,
+            "t1": t1,
+            "attention": attention,
+            "causal": bool(causal),
+            "heads": heads,
+            "weights": "identity" if att.identity_weights else f"custom, {att.num_layers} layer(s)",
+            "solver": type(solver).__name__,
+            "rtol": rtol,
+            "atol": atol,
+            "step_size": step_size,
+            "dtype": np.dtype(dtype).name,
+        }
+        return Trajectory(ts=ts_arr, theta=theta, r=r, stats=stats, config=config)

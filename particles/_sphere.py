@@ -1,0 +1,30 @@
+"""Geometry of the unit sphere S^{d-1}, written for one point and lifted by broadcasting.
+
+The double-``where`` trick (jax-md ``space.py::distance``) keeps gradients finite at
+the origin, where the norm is not differentiable.
+"""
+
+import jax.numpy as jnp
+from jaxtyping import Array, Float
+
+
+def safe_norm(y: Float[Array, "... d"]) -> Float[Array, "..."]:
+    """|y| along the last axis, with a zero (not NaN) gradient at y = 0."""
+    sq = jnp.sum(y * y, axis=-1)
+    positive = sq > 0
+    return jnp.where(positive, jnp.sqrt(jnp.where(positive, sq, 1)), 0)
+
+
+def normalize(y: Float[Array, "... d"]) -> Float[Array, "... d"]:
+    """The projection N(y) = y / |y| onto the sphere."""
+    return y / safe_norm(y)[..., None]
+
+
+def tangent_projection(theta: Float[Array, "... d"], v: Float[Array, "... d"]) -> Float[Array, "... d"]:
+    """P_θ v = v − ⟨θ, v⟩ θ, the component of v tangent to the sphere at θ."""
+    return v - jnp.sum(theta * v, axis=-1, keepdims=True) * theta
+
+
+def cosine_matrix(theta: Float[Array, "... n d"]) -> Float[Array, "... n n"]:
+    """Gram matrix ⟨θ_i, θ_j⟩ of unit vectors."""
+    return jnp.einsum("...id,...jd->...ij", theta, theta)

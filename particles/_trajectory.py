@@ -1,0 +1,105 @@
+"""The result of a simulation, and its labelled (xarray / NetCDF) form."""
+
+import dataclasses
+import json
+import os
+import tempfile
+
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, Float
+
+
+@dataclasses.dataclass(frozen=True)
+class Trajectory:
+    """Tokens saved at times ``ts``: directions ``theta`` (..., T, n, d) on the sphere
+    and radii ``r`` (..., T, n); ``x = r θ``. ``stats`` holds the solver's step counts
+    and ``config`` the full configuration that produced it."""
+
+    ts: Float[Array, " T"]
+    theta: Float[Array, "*batch T n d"]
+    r: Float[Array, "*batch T n"]
+    stats: dict
+    config: dict
+
+    @property
+    def x(self) -> Float[Array, "*batch T n d"]:
+        return self.r[..., None] * self.theta
+
+    @property
+    def batch_shape(self) -> tuple[int, ...]:
+        return tuple(self.theta.shape[:-3])
+
+    def to_xarray(self):
+        """An ``xarray.Dataset`` with dims (sample, time, token, dim); leading batch
+        dimensions are flattened into ``sample`` (attr ``batch_shape`` restores them)."""
+        import xarray as xr
+
+        from . import __version__
+
+        n, d = self.theta.shape[-2:]
+        T = len(self.ts)
+        batch = self.batch_shape
+        lead = ("sample",) if batch else ()
+        shape = (-1,) if batch else ()
+        theta = np.asarray(self.theta).reshape(*shape, T, n, d)
+        r = np.asarray(self.r).reshape(*shape, T, n)
+        data = {
+            "theta": ((*lead, "time", "token", "dim"), theta),
+            "r": ((*lead, "time", "token"), r),
+            "x": ((*lead, "time", "token", "dim"), r[..., None] * theta),
+        }
+        beta = np.broadcast_to(np.asarray(self.config.get("beta", np.nan), dtype=theta.dtype), batch)
+        data["beta"] = (lead, beta.reshape(shape) if batch else beta)
+        attrs = {
+            "particles_version": __version__,
+            "config": json.dumps(self.config),
+            "stats": json.dumps(self.stats),
+            "batch_shape": json.dumps(list(batch)),
+        }
+        for key, value in self.config.items():
+            if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+                attrs[key] = value
+        return xr.Dataset(data, coords={"time": np.asarray(self.ts)}, attrs=attrs)
+
+    def save(self, path) -> None:
+        """Write NetCDF (h5netcdf engine); the file appears complete or not at all."""
+        write_atomic(self.to_xarray(), path)
+
+
+def write_atomic(dataset, path) -> None:
+    """Write ``dataset`` to ``path`` via a temporary file in the same folder and a rename."""
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise ValueError(f"out={path!r}: folder {folder!r} does not exist")
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".nc")
+    os.close(fd)
+    try:
+        dataset.to_netcdf(tmp, engine="h5netcdf")
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def load(path) -> Trajectory:
+    """Read a file written by :meth:`Trajectory.save`."""
+    import xarray as xr
+
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise ValueError(f"path={path!r} does not exist")
+    with xr.open_dataset(path, engine="h5netcdf") as ds:
+        ds = ds.load()
+    batch = tuple(json.loads(ds.attrs["batch_shape"]))
+    n, d = ds.sizes["token"], ds.sizes["dim"]
+    T = ds.sizes["time"]
+    return Trajectory(
+        ts=jnp.asarray(ds["time"].values),
+        theta=jnp.asarray(ds["theta"].values.reshape(*batch, T, n, d)),
+        r=jnp.asarray(ds["r"].values.reshape(*batch, T, n)),
+        stats=json.loads(ds.attrs["stats"]),
+        config=json.loads(ds.attrs["config"]),
+    )

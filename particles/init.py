@@ -1,0 +1,73 @@
+"""Initial configurations of n tokens in R^d. ``key`` is a ``jax.random`` key or an
+integer seed; ``batch`` (an int or a shape) adds leading batch dimensions."""
+
+import math
+
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Float
+
+from ._sphere import normalize
+from ._validate import as_key, check_float, check_int
+
+
+def _shape(batch, n, d):
+    check_int("n", n, minimum=1)
+    check_int("d", d, minimum=2)
+    if batch is None:
+        return (n, d)
+    batch = (batch,) if isinstance(batch, int) else tuple(batch)
+    for b in batch:
+        check_int("batch", b, minimum=1)
+    return (*batch, n, d)
+
+
+def uniform_sphere(key, n: int, d: int, batch=None, dtype=None) -> Float[Array, "*batch n d"]:
+    """i.i.d. tokens uniform on S^{d-1} (normalised Gaussians)."""
+    shape = _shape(batch, n, d)
+    return normalize(jax.random.normal(as_key(key), shape, dtype or jnp.zeros(()).dtype))
+
+
+def gaussian(key, n: int, d: int, scale: float = 1.0, batch=None, dtype=None) -> Float[Array, "*batch n d"]:
+    """i.i.d. tokens N(0, scale² I_d / d), so that |x_i| ≈ scale."""
+    shape = _shape(batch, n, d)
+    scale = check_float("scale", scale, positive=True)
+    return scale / math.sqrt(d) * jax.random.normal(as_key(key), shape, dtype or jnp.zeros(()).dtype)
+
+
+def equiangular(n: int, d: int, rho0: float, r0: float = 1.0, dtype=None) -> Float[Array, "n d"]:
+    """Tokens with ⟨θ_i, θ_j⟩ = rho0 for i ≠ j and |x_i| = r0 (MODEL.md §3).
+
+    rho0 = 0: the first n basis vectors (needs n ≤ d); rho0 > 0:
+    θ_i = √rho0 e_0 + √(1 − rho0) e_i (needs n + 1 ≤ d).
+    """
+    check_int("n", n, minimum=1)
+    check_int("d", d, minimum=2)
+    rho0 = check_float("rho0", rho0)
+    r0 = check_float("r0", r0, positive=True)
+    if not 0 <= rho0 <= 1:
+        raise ValueError(f"rho0={rho0!r} must lie in [0, 1]")
+    dtype = dtype or jnp.zeros(()).dtype
+    if rho0 == 0:
+        if n > d:
+            raise ValueError(f"equiangular start with rho0=0 needs n <= d, got n={n}, d={d}")
+        theta = jnp.eye(n, d, dtype=dtype)
+    else:
+        if n + 1 > d:
+            raise ValueError(f"equiangular start with rho0>0 needs n + 1 <= d, got n={n}, d={d}")
+        theta = math.sqrt(rho0) * jnp.eye(1, d, dtype=dtype) + math.sqrt(1 - rho0) * jnp.eye(n, d, k=1, dtype=dtype)
+    return r0 * theta
+
+
+def clusters(key, n: int, d: int, k: int, spread: float, batch=None, dtype=None) -> Float[Array, "*batch n d"]:
+    """n tokens in k clusters: token i sits near centre i mod k (centres uniform on
+    the sphere), perturbed by Gaussian noise of standard deviation ``spread`` and
+    projected back onto the sphere."""
+    shape = _shape(batch, n, d)
+    check_int("k", k, minimum=1)
+    spread = check_float("spread", spread, nonnegative=True)
+    dtype = dtype or jnp.zeros(()).dtype
+    kc, kn = jax.random.split(as_key(key))
+    centres = normalize(jax.random.normal(kc, (*shape[:-2], k, d), dtype))
+    members = jnp.take(centres, jnp.arange(n) % k, axis=-2)
+    return normalize(members + spread * jax.random.normal(kn, shape, dtype))

@@ -1,0 +1,237 @@
+"""Normalization schemes as speed regulation of the attention flow (MODEL.md §2).
+
+Every scheme moves the directions θ_i by the same attention vector A_i, slowed by a
+speed factor s_i, and gives the radius r_i = |x_i| its own rate:
+
+    dθ_i/dt = (1/s_i) P_{θ_i} A_i(Θ),        dr_i/dt = (scheme-dependent)
+
+(Karagodin, Ge, Polyanskiy, Rigollet, *Normalization in Attention Dynamics*,
+NeurIPS 2025, arXiv 2510.22026.)
+
+A scheme is a small equinox module. Subclass :class:`AbstractSpeedScheme` and give
+``speed`` and ``radial_rate`` as functions of (t, r_i, a_i = ⟨θ_i, A_i⟩, |A_i|), or
+subclass :class:`AbstractAmbientScheme` and give the ambient velocity dx_i/dt. The
+integrator and the equiangular reduced model take any such scheme unchanged.
+"""
+
+import abc
+from typing import ClassVar
+
+import equinox as eqx
+import jax.numpy as jnp
+from jaxtyping import Array, Float
+
+from ._sphere import safe_norm, tangent_projection
+from ._validate import check_choice, check_float
+
+
+class AbstractScheme(eqx.Module):
+    """A normalization scheme: the velocity of directions and radii.
+
+    ``sphere_bound`` schemes keep r_i ≡ 1. ``attends_to_tokens`` schemes feed the
+    ambient tokens x_i = r_i θ_i (not the directions) into the attention.
+    """
+
+    sphere_bound: eqx.AbstractClassVar[bool]
+    attends_to_tokens: eqx.AbstractClassVar[bool]
+
+    @abc.abstractmethod
+    def velocity(self, t, theta: Float[Array, "*b n d"], r: Float[Array, "*b n"], attention):
+        """Return (dθ/dt, dr/dt) for directions ``theta`` and radii ``r``."""
+
+    def jump_times(self) -> tuple[float, ...]:
+        """Times at which the vector field is discontinuous (the solver steps across)."""
+        return ()
+
+    @property
+    def name(self) -> str:
+        return getattr(type(self), "scheme_name", type(self).__name__)
+
+    def params(self) -> dict:
+        return {k: float(v) for k, v in vars(self).items()}
+
+    def _attend(self, t, theta, r, attention):
+        return attention(t, r[..., None] * theta if self.attends_to_tokens else theta)
+
+
+class AbstractSpeedScheme(AbstractScheme):
+    """dθ_i/dt = P_{θ_i} A_i / s_i and dr_i/dt = radial_rate, both functions of
+    (t, r_i, a_i = ⟨θ_i, A_i⟩, |A_i|)."""
+
+    attends_to_tokens: ClassVar[bool] = False
+
+    @abc.abstractmethod
+    def speed(self, t, r, a, A_norm):
+        """The speed factor s_i (directions move at 1/s_i times the attention)."""
+
+    def radial_rate(self, t, r, a, A_norm):
+        """dr_i/dt; zero unless overridden."""
+        return jnp.zeros_like(a)
+
+    def velocity(self, t, theta, r, attention):
+        A = self._attend(t, theta, r, attention)
+        a = jnp.sum(theta * A, axis=-1)
+        A_norm = safe_norm(A)
+        s = jnp.broadcast_to(self.speed(t, r, a, A_norm), a.shape)
+        dtheta = tangent_projection(theta, A) / s[..., None]
+        return dtheta, jnp.broadcast_to(self.radial_rate(t, r, a, A_norm), a.shape)
+
+
+class AbstractAmbientScheme(AbstractScheme):
+    """A scheme given by its ambient velocity dx_i/dt = v(t, x_i, A_i); then
+    dθ_i/dt = P_{θ_i} v / r_i and dr_i/dt = ⟨θ_i, v⟩."""
+
+    sphere_bound: ClassVar[bool] = False
+    attends_to_tokens: ClassVar[bool] = False
+
+    @abc.abstractmethod
+    def ambient_velocity(self, t, x: Float[Array, "*b n d"], A: Float[Array, "*b n d"]):
+        """dx_i/dt given the tokens x_i and their attention vectors A_i."""
+
+    def velocity(self, t, theta, r, attention):
+        A = self._attend(t, theta, r, attention)
+        v = self.ambient_velocity(t, r[..., None] * theta, A)
+        return tangent_projection(theta, v) / r[..., None], jnp.sum(theta * v, axis=-1)
+
+
+class Post(AbstractSpeedScheme):
+    """Post-LN, x ← N(x + h A(x)): s = 1, r ≡ 1. Collapse is exponential, 1 − ρ ~ e^{−2t}."""
+
+    scheme_name: ClassVar[str] = "post"
+    sphere_bound: ClassVar[bool] = True
+
+    def speed(self, t, r, a, A_norm):
+        return jnp.ones_like(a)
+
+
+class Pre(AbstractSpeedScheme):
+    """Pre-LN, x ← x + h A(N(x)): s = r, dr/dt = ⟨θ, A⟩. Collapse is polynomial, 1 − ρ ~ t^{−2}."""
+
+    scheme_name: ClassVar[str] = "pre"
+    sphere_bound: ClassVar[bool] = False
+
+    def speed(self, t, r, a, A_norm):
+        return r
+
+    def radial_rate(self, t, r, a, A_norm):
+        return a
+
+
+class Peri(AbstractSpeedScheme):
+    """Peri-LN, x ← x + h N(A(N(x))) (Kim et al., arXiv 2502.02732):
+    s = r|A|, dr/dt = ⟨θ, A⟩/|A|."""
+
+    scheme_name: ClassVar[str] = "peri"
+    sphere_bound: ClassVar[bool] = False
+
+    def speed(self, t, r, a, A_norm):
+        return r * A_norm
+
+    def radial_rate(self, t, r, a, A_norm):
+        return a / A_norm
+
+
+class Mix(AbstractSpeedScheme):
+    """Mix-LN (Li et al., arXiv 2412.13795): post for t ≤ tau, pre after."""
+
+    scheme_name: ClassVar[str] = "mix"
+    sphere_bound: ClassVar[bool] = False
+    tau: float = 1.0
+
+    def __check_init__(self):
+        check_float("tau", self.tau)
+
+    def speed(self, t, r, a, A_norm):
+        return jnp.where(t <= self.tau, jnp.ones_like(r), r)
+
+    def radial_rate(self, t, r, a, A_norm):
+        return jnp.where(t <= self.tau, jnp.zeros_like(a), a)
+
+    def jump_times(self):
+        return (float(self.tau),)
+
+
+class NGPT(AbstractSpeedScheme):
+    """nGPT, x ← N(x + α h (N(A(x)) − x)) (Loshchilov et al., arXiv 2410.01131):
+    s = |A|/α, r ≡ 1; 1 − ρ ~ e^{−2αt}."""
+
+    scheme_name: ClassVar[str] = "ngpt"
+    sphere_bound: ClassVar[bool] = True
+    alpha: float = 1.0
+
+    def __check_init__(self):
+        check_float("alpha", self.alpha, positive=True)
+
+    def speed(self, t, r, a, A_norm):
+        return A_norm / self.alpha
+
+
+class Sqrt(AbstractSpeedScheme):
+    """LayerNorm scaling, x ← N(x + h A(x)/√(t+1)) (Sun et al., arXiv 2502.05795):
+    s = √(t+1), r ≡ 1; 1 − ρ ~ e^{−4√t}."""
+
+    scheme_name: ClassVar[str] = "sqrt"
+    sphere_bound: ClassVar[bool] = True
+
+    def speed(self, t, r, a, A_norm):
+        return jnp.sqrt(t + 1) * jnp.ones_like(a)
+
+
+class NoNorm(AbstractSpeedScheme):
+    """No normalization, ẋ = A(X) with the tokens themselves in the attention.
+    Written as a speed scheme on x = rθ: s = r, dr/dt = ⟨θ, A(X)⟩."""
+
+    scheme_name: ClassVar[str] = "none"
+    sphere_bound: ClassVar[bool] = False
+    attends_to_tokens: ClassVar[bool] = True
+
+    def speed(self, t, r, a, A_norm):
+        return r
+
+    def radial_rate(self, t, r, a, A_norm):
+        return a
+
+
+class SpanNorm(AbstractSpeedScheme):
+    """SpanNorm, x ← x + h N(x + A(N(x))) (our reading of Wang et al., arXiv 2601.22580):
+    ẋ = N(x + A), so s = r m and dr/dt = (r + ⟨θ, A⟩)/m with m = |x + A|
+    = √(r² + 2 r ⟨θ, A⟩ + |A|²). Directions slow like 1/r²: no collapse."""
+
+    scheme_name: ClassVar[str] = "spannorm"
+    sphere_bound: ClassVar[bool] = False
+
+    def _m(self, r, a, A_norm):
+        return jnp.sqrt(r * r + 2 * r * a + A_norm * A_norm)
+
+    def speed(self, t, r, a, A_norm):
+        return r * self._m(r, a, A_norm)
+
+    def radial_rate(self, t, r, a, A_norm):
+        return (r + a) / self._m(r, a, A_norm)
+
+
+SCHEMES: dict[str, type[AbstractScheme]] = {
+    cls.scheme_name: cls for cls in (Post, Pre, Peri, Mix, NGPT, Sqrt, NoNorm, SpanNorm)
+}
+
+
+def get_scheme(scheme: "str | AbstractScheme", **params) -> AbstractScheme:
+    """A scheme instance from a name (``"post"``, ``"pre"``, ...) and its parameters,
+    or an instance passed through unchanged."""
+    if isinstance(scheme, AbstractScheme):
+        if params:
+            raise ValueError(
+                f"scheme parameters {sorted(params)} were given with a scheme instance; "
+                "set them on the instance instead"
+            )
+        return scheme
+    if not isinstance(scheme, str):
+        raise ValueError(f"scheme={scheme!r} must be a scheme name or an AbstractScheme instance")
+    check_choice("scheme", scheme, tuple(SCHEMES))
+    cls = SCHEMES[scheme]
+    allowed = tuple(cls.__dataclass_fields__)
+    for key in params:
+        if key not in allowed:
+            extra = f"; allowed: {', '.join(allowed)}" if allowed else "; it takes none"
+            raise ValueError(f"scheme {scheme!r} has no parameter {key!r}{extra}")
+    return cls(**{k: check_float(k, v) for k, v in params.items()})

@@ -1,0 +1,43 @@
+"""Random attention weights, one draw per layer and head (MODEL.md §1).
+
+Ensembles:
+
+- ``"kaiming"`` (alias ``"gaussian"``): i.i.d. entries N(0, 1/d), the Kaiming-like
+  scaling used for random transformers in Karagodin et al., arXiv 2510.22026.
+- ``"goe"``: the Gaussian orthogonal ensemble, (G + Gᵀ)/√(2d) with G i.i.d. N(0, 1),
+  spectrum on [−2, 2] as d → ∞.
+"""
+
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Float
+
+from ._validate import as_key, check_choice, check_int
+
+ENSEMBLES = ("kaiming", "gaussian", "goe")
+
+
+def _draw(key, shape, d, ensemble, dtype):
+    g = jax.random.normal(key, shape, dtype)
+    if ensemble == "goe":
+        return (g + jnp.swapaxes(g, -1, -2)) / jnp.sqrt(2.0 * d)
+    return g / jnp.sqrt(d)
+
+
+def random_weights(
+    key, d: int, *, heads: int = 1, layers: int = 1, ensemble: str = "kaiming", dtype=None
+) -> tuple[Float[Array, "layers heads d d"], ...]:
+    """Draw (Q, K, V), each of shape ``(layers, heads, d, d)``.
+
+    With ``layers = L`` the weights are piecewise constant in time: layer ``l`` acts on
+    ``l ≤ t < l + 1``, as in a transformer whose every layer has its own random weights.
+    ``key`` is a ``jax.random`` key or an integer seed.
+    """
+    check_int("d", d, minimum=2)
+    check_int("heads", heads, minimum=1)
+    check_int("layers", layers, minimum=1)
+    check_choice("ensemble", ensemble, ENSEMBLES)
+    dtype = dtype or jnp.zeros(()).dtype
+    kq, kk, kv = jax.random.split(as_key(key), 3)
+    shape = (layers, heads, d, d)
+    return tuple(_draw(k, shape, d, ensemble, dtype) for k in (kq, kk, kv))
