@@ -147,7 +147,9 @@ def simulate(
     try:
         batch = np.broadcast_shapes(x0_np.shape[:-2], beta_np.shape)
     except ValueError:
-        raise ValueError(f"beta of shape {beta_np.shape} does not broadcast against the batch shape {x0_np.shape[:-2]}") from None
+        raise ValueError(
+            f"beta of shape {beta_np.shape} does not broadcast against the batch shape {x0_np.shape[:-2]}"
+        ) from None
 
     if dtype is None:
         dtype = x0_np.dtype if np.issubdtype(x0_np.dtype, np.floating) else jnp.zeros(()).dtype

@@ -49,6 +49,8 @@ def as_key(key):
     """A ``jax.random`` key from a key or a plain integer seed."""
     if isinstance(key, numbers.Integral) and not isinstance(key, bool):
         return jax.random.key(int(key))
-    if isinstance(key, jax.Array) and (jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key) or key.shape == (2,)):
+    if isinstance(key, jax.Array) and (
+        jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key) or key.shape == (2,)
+    ):
         return key
     raise ValueError(f"key={key!r} must be a jax.random key or an integer seed")

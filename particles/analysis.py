@@ -19,4 +19,8 @@ def min_cosine(theta: Float[Array, "*b n d"]) -> Float[Array, "*b"]:
     """min_{i≠j} ⟨θ_i, θ_j⟩ (1 for a single token)."""
     n = theta.shape[-2]
     gram = cosine_matrix(theta)
-    return jnp.min(jnp.where(jnp.eye(n, dtype=bool), jnp.inf, gram), axis=(-1, -2)) if n > 1 else jnp.ones(theta.shape[:-2], theta.dtype)
+    return (
+        jnp.min(jnp.where(jnp.eye(n, dtype=bool), jnp.inf, gram), axis=(-1, -2))
+        if n > 1
+        else jnp.ones(theta.shape[:-2], theta.dtype)
+    )

@@ -55,11 +55,15 @@ def equiangular(n: int, d: int, rho0: float, r0: float = 1.0, dtype=None) -> Flo
     else:
         if n + 1 > d:
             raise ValueError(f"equiangular start with rho0>0 needs n + 1 <= d, got n={n}, d={d}")
-        theta = math.sqrt(rho0) * jnp.eye(1, d, dtype=dtype) + math.sqrt(1 - rho0) * jnp.eye(n, d, k=1, dtype=dtype)
+        theta = math.sqrt(rho0) * jnp.eye(1, d, dtype=dtype) + math.sqrt(1 - rho0) * jnp.eye(
+            n, d, k=1, dtype=dtype
+        )
     return r0 * theta
 
 
-def clusters(key, n: int, d: int, k: int, spread: float, batch=None, dtype=None) -> Float[Array, "*batch n d"]:
+def clusters(
+    key, n: int, d: int, k: int, spread: float, batch=None, dtype=None
+) -> Float[Array, "*batch n d"]:
     """n tokens in k clusters: token i sits near centre i mod k (centres uniform on
     the sphere), perturbed by Gaussian noise of standard deviation ``spread`` and
     projected back onto the sphere."""
