@@ -21,10 +21,10 @@ demo: $(VENV)/.installed
 	$(BIN)/particles demo
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2
 
 test-all: $(STAMP)
-	$(BIN)/python -m pytest -q -m ""
+	$(BIN)/python -m pytest -q -n 2 -m ""
 
 lint: $(STAMP)
 	$(BIN)/ruff check particles tests experiments

@@ -94,12 +94,13 @@ def solve(
     atol = atol or (1e-13 if f64 else 1e-8)
     r_start = 1.0 if scheme.sphere_bound else r0
     y0 = (jnp.full(beta.shape, rho0, beta.dtype), jnp.full(beta.shape, r_start, beta.dtype))
-    rho, r = _solve(y0, beta, ts, jnp.asarray(t0, beta.dtype), rtol, atol, scheme, n, attention, max_steps)
+    n = jnp.asarray(n, beta.dtype)
+    rho, r = _solve(y0, beta, n, ts, jnp.asarray(t0, beta.dtype), rtol, atol, scheme, attention, max_steps)
     return jnp.moveaxis(rho, 0, -1), jnp.moveaxis(r, 0, -1)
 
 
-@jax.jit(static_argnames=("scheme", "n", "attention", "max_steps"))
-def _solve(y0, beta, ts, t0, rtol, atol, scheme, n, attention, max_steps):
+@jax.jit(static_argnames=("scheme", "attention", "max_steps"))
+def _solve(y0, beta, n, ts, t0, rtol, atol, scheme, attention, max_steps):
     def field(t, y, args):
         return _rates(t, *y, scheme, n, beta, attention)
 
