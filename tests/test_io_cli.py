@@ -107,3 +107,8 @@ def test_cli_failed_solve_writes_nothing(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "max_steps=5" in err and err.count("\n") == 1
     assert list(tmp_path.iterdir()) == []
+
+
+def test_progress_bar(capfd):
+    particles.simulate(particles.init.uniform_sphere(0, 4, 3), "post", beta=1.0, t1=1.0, progress=True)
+    assert "100.00%" in capfd.readouterr().err
