@@ -140,9 +140,10 @@ def test_collapse_time_and_stop_at_collapse_match_reduced_model():
     """Equiangular post run: the time ρ reaches 1 − δ from the reduced model (MODEL.md §3),
     solved densely, is where collapse_time interpolates and where the event stops."""
     n, beta, delta = 4, 1.0, 1e-3
-    ts_dense = np.linspace(0.0, 6.0, 8001)
-    rho, _ = particles.equiangular.solve("post", n, beta, 0.0, ts_dense)
-    t_ref = float(A.crossing_time(ts_dense, rho, 1 - delta))
+    # the same reduced solve and stopped simulate shapes as tests/test_sweep.py: shared compiles
+    ts_dense = np.linspace(0.0, 6.0, 6001)
+    rho, _ = particles.equiangular.solve("post", n, np.asarray([0.5, beta, 3.0]), 0.0, ts_dense)
+    t_ref = float(A.crossing_time(ts_dense, rho, 1 - delta)[1])
     assert 3.0 < t_ref < 6.0
 
     x0 = particles.init.equiangular(n, n, 0.0, dtype=jnp.float64)
@@ -151,14 +152,15 @@ def test_collapse_time_and_stop_at_collapse_match_reduced_model():
     assert float(A.collapse_time(traj, delta)) == pytest.approx(t_ref, abs=1e-6)
     assert float(A.collapse_time(traj, 1e-14)) == np.inf
 
-    stopped = particles.simulate(x0, "post", ts=np.linspace(0, 6, 13), stop_at_collapse=delta, **kw)
+    pair = jnp.stack([x0, x0])
+    stopped = particles.simulate(pair, "post", ts=np.linspace(0, 6, 13), stop_at_collapse=delta, **kw)
     assert stopped.stats["collapsed"]
     assert stopped.stats["t_stop"] == pytest.approx(t_ref, abs=1e-6)
     assert float(stopped.ts[-1]) == stopped.stats["t_stop"]
     np.testing.assert_array_equal(stopped.ts[:-1], np.arange(0, 4.5, 0.5)[: len(stopped.ts) - 1])
     assert float(stopped.ts[-2]) < t_ref
-    np.testing.assert_allclose(A.min_cosine(stopped.theta[-1]), 1 - delta, atol=1e-10)
-    assert float(A.collapse_time(stopped, delta)) == pytest.approx(t_ref, abs=1e-6)
+    np.testing.assert_allclose(A.min_cosine(stopped.theta[:, -1]), 1 - delta, atol=1e-10)
+    np.testing.assert_allclose(A.collapse_time(stopped, delta), t_ref, atol=1e-6)
 
 
 def test_fit_recovers_synthetic_rate_and_exponent():
