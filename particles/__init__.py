@@ -12,6 +12,8 @@ from . import schemes as schemes
 from ._attention import Attention as Attention
 from ._simulate import SimulationError as SimulationError
 from ._simulate import simulate as simulate
+from ._sweep import open_sweep as open_sweep
+from ._sweep import sweep as sweep
 from ._trajectory import Trajectory as Trajectory
 from ._trajectory import load as load
 from .schemes import SCHEMES as SCHEMES

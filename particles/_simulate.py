@@ -8,11 +8,13 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optimistix as optx
 
 from ._attention import ATTENTION_KINDS, HEAD_REDUCTIONS, Attention
 from ._sphere import normalize, safe_norm
 from ._trajectory import Trajectory
 from ._validate import check_choice, check_finite_array, check_float, check_int
+from .analysis import min_cosine
 from .schemes import get_scheme
 
 
@@ -44,8 +46,22 @@ def _field(t, y, args):
     return norm[..., None] * dtheta, dr
 
 
+def _collapse_event(level, dtype):
+    """Ends the solve when every trajectory of the batch has collapsed: the real-valued
+    condition min_batch min_{i≠j} ⟨θ_i, θ_j⟩ − (1 − δ) crosses zero upwards, located by
+    bisection on the dense output."""
+
+    def cond_fn(t, y, args, **kwargs):
+        return jnp.min(min_cosine(normalize(y[0]))) - level
+
+    eps = float(jnp.finfo(dtype).eps)
+    return diffrax.Event(cond_fn, root_finder=optx.Bisection(rtol=10 * eps, atol=100 * eps), direction=True)
+
+
 @eqx.filter_jit
-def _solve(y0, attention, scheme, solver, ts, t0, t1, rtol, atol, step_size, jumps, max_steps, progress):
+def _solve(
+    y0, attention, scheme, solver, ts, t0, t1, rtol, atol, step_size, jumps, max_steps, progress, level=None
+):
     if step_size is None:
         controller = diffrax.PIDController(rtol=rtol, atol=atol, norm=_PerTrajectoryRMS(y0[1].ndim - 1))
         if jumps is not None:
@@ -60,8 +76,9 @@ def _solve(y0, attention, scheme, solver, ts, t0, t1, rtol, atol, step_size, jum
         step_size,
         y0,
         args=(scheme, attention),
-        saveat=diffrax.SaveAt(ts=ts),
+        saveat=diffrax.SaveAt(ts=ts, t1=level is not None),
         stepsize_controller=controller,
+        event=None if level is None else _collapse_event(level, ts.dtype),
         max_steps=max_steps,
         throw=False,
         progress_meter=diffrax.TqdmProgressMeter() if progress else diffrax.NoProgressMeter(),
@@ -100,6 +117,7 @@ def simulate(
     dtype=None,
     max_steps=100_000,
     progress=False,
+    stop_at_collapse=None,
     **scheme_params,
 ) -> Trajectory:
     """Simulate n tokens under the attention flow of a normalization scheme.
@@ -115,6 +133,13 @@ def simulate(
     ``Q``, ``K``, ``V``: (d, d), (heads, d, d) or (layers, heads, d, d) arrays (see
     :func:`particles.random_weights`); ``None`` is the identity. ``dtype`` defaults to
     that of ``x0``; ``float64`` turns on JAX's 64-bit mode for this call.
+
+    ``stop_at_collapse=δ`` ends the solve (a diffrax event, located by root finding) at
+    the first time every trajectory of the batch has collapsed, min_{i≠j} ⟨θ_i, θ_j⟩
+    ≥ 1 − δ. The save times after the stop are dropped and the state at the stop is
+    appended as the last save, so ``traj.ts[-1] == traj.stats["t_stop"]``;
+    ``stats["collapsed"]`` says whether the stop happened (else the run reached t1). A
+    batch already collapsed at t0 has no crossing and runs to t1.
     """
     scheme = get_scheme(scheme, **scheme_params)
     check_choice("attention", attention, ATTENTION_KINDS)
@@ -129,6 +154,8 @@ def simulate(
         step_size = check_float("step_size", step_size, positive=True)
     elif not isinstance(solver, diffrax.AbstractAdaptiveSolver):
         raise ValueError(f"solver {type(solver).__name__} has no error estimate: give step_size")
+    if stop_at_collapse is not None:
+        stop_at_collapse = check_float("stop_at_collapse", stop_at_collapse, positive=True)
     t0 = check_float("t0", t0)
     t1 = check_float("t1", t1)
     if not t1 > t0:
@@ -199,10 +226,11 @@ def simulate(
             jumps,
             max_steps,
             bool(progress),
+            None if stop_at_collapse is None else jnp.asarray(1 - stop_at_collapse, dtype),
         )
         lift, r = jax.block_until_ready(sol.ys)
         wall = time.perf_counter() - start
-        if sol.result != diffrax.RESULTS.successful:
+        if sol.result not in (diffrax.RESULTS.successful, diffrax.RESULTS.event_occurred):
             reached = float(jnp.max(jnp.where(jnp.isfinite(sol.ts), sol.ts, -jnp.inf)))
             if sol.result == diffrax.RESULTS.max_steps_reached:
                 raise SimulationError(
@@ -213,6 +241,16 @@ def simulate(
                 f"the solve failed before t1={t1} ({sol.result}); the state may have become "
                 "non-finite: lower beta, tighten rtol, or shorten t1"
             )
+        ts_out = ts_arr
+        stop = {}
+        if stop_at_collapse is not None:
+            # sol.ts: the saves at ts up to the stop, then the end time, then inf.
+            done = np.flatnonzero(np.isfinite(np.asarray(sol.ts)))
+            t_stop, collapsed = float(sol.ts[done[-1]]), bool(sol.event_mask)
+            keep = done[np.asarray(sol.ts)[done] < t_stop] if collapsed else done[:-1]
+            keep = np.append(keep, done[-1]) if collapsed else keep
+            ts_out, lift, r = sol.ts[keep], lift[keep], r[keep]
+            stop = {"t_stop": t_stop, "collapsed": collapsed, "stop_delta": stop_at_collapse}
         theta = jnp.moveaxis(normalize(lift), 0, -3)
         r = jnp.moveaxis(r, 0, -2)
         stats = {
@@ -220,6 +258,7 @@ def simulate(
             "num_accepted": int(sol.stats["num_accepted_steps"]),
             "num_rejected": int(sol.stats["num_rejected_steps"]),
             "wall_time": wall,
+            **stop,
         }
         config = {
             "scheme": scheme.name,
@@ -238,5 +277,6 @@ def simulate(
             "atol": atol,
             "step_size": step_size,
             "dtype": np.dtype(dtype).name,
+            "stop_at_collapse": stop_at_collapse,
         }
-        return Trajectory(ts=ts_arr, theta=theta, r=r, stats=stats, config=config)
+        return Trajectory(ts=ts_out, theta=theta, r=r, stats=stats, config=config)

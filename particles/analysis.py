@@ -1,7 +1,18 @@
-"""Observables of a configuration of directions (MODEL.md §4)."""
+"""Observables of a configuration of directions (MODEL.md §4), collapse times and
+collapse-rate fits.
 
+Every function takes leading batch dimensions (``*b``) and works under ``jax.jit``.
+``OBSERVABLES`` maps a name to a function of ``(theta, r, beta, delta)`` returning one
+value per configuration; the sweep and the command line look observables up there.
+"""
+
+from collections.abc import Callable
+from typing import NamedTuple
+
+import jax
 import jax.numpy as jnp
-from jaxtyping import Array, Float
+import numpy as np
+from jaxtyping import Array, Bool, Float, Int
 
 from ._sphere import cosine_matrix
 
@@ -24,3 +35,226 @@ def min_cosine(theta: Float[Array, "*b n d"]) -> Float[Array, "*b"]:
         if n > 1
         else jnp.ones(theta.shape[:-2], theta.dtype)
     )
+
+
+def _close(theta, delta) -> Bool[Array, "*b n n"]:
+    """The threshold graph ⟨θ_i, θ_j⟩ ≥ 1 − δ, with every token joined to itself."""
+    n = theta.shape[-2]
+    return (cosine_matrix(theta) >= 1 - delta) | jnp.eye(n, dtype=bool)
+
+
+def pair_density(theta: Float[Array, "*b n d"], delta: float = 1e-3) -> Float[Array, "*b"]:
+    """Fraction of pairs i ≠ j with ⟨θ_i, θ_j⟩ ≥ 1 − δ (1 for a single token: no pair is
+    apart). δ = 1e-3 is the threshold of the phase diagrams of Geshkovski et al.,
+    arXiv 2312.10794."""
+    n = theta.shape[-2]
+    if n == 1:
+        return jnp.ones(theta.shape[:-2], theta.dtype)
+    count = jnp.sum(_close(theta, delta), axis=(-1, -2), dtype=theta.dtype) - n
+    return count / (n * (n - 1))
+
+
+def cluster_count(theta: Float[Array, "*b n d"], delta: float = 1e-3) -> Int[Array, "*b"]:
+    """Number of connected components of the graph {⟨θ_i, θ_j⟩ ≥ 1 − δ} (MODEL.md §4).
+
+    Each token starts with its own index as label and repeatedly takes the smallest
+    label among its neighbours (``lax.while_loop`` until nothing changes, at most the
+    graph's diameter rounds); the components are the tokens that keep their own label.
+    Unlike the rank of a thresholded Gram matrix this is exact for chains of close
+    tokens.
+    """
+    n = theta.shape[-2]
+    adj = _close(theta, delta)
+    own = jnp.arange(n)
+
+    def relabel(labels):
+        return jnp.min(jnp.where(adj, labels[..., None, :], n), axis=-1)
+
+    def body(state):
+        labels, _ = state
+        new = relabel(labels)
+        return new, jnp.any(new != labels)
+
+    start = jnp.broadcast_to(own, adj.shape[:-1])
+    labels, _ = jax.lax.while_loop(lambda s: s[1], body, (start, jnp.array(True)))
+    return jnp.sum(labels == own, axis=-1)
+
+
+def energy(theta: Float[Array, "*b n d"], beta) -> Float[Array, "*b"]:
+    """Interaction energy E_β = (1/(2β n²)) Σ_{i,j} e^{β⟨θ_i, θ_j⟩} (MODEL.md §4).
+
+    With Q = K = V = I it never decreases along the SA (post) and USA flows, which are
+    gradient flows of E_β (Geshkovski et al., arXiv 2312.10794, §3). ``beta`` is a
+    scalar or an array broadcast against the batch dimensions. E_β ~ 1/(2β) as β → 0,
+    so β = 0 is refused when ``beta`` is concrete (under jit it gives inf).
+    """
+    if not isinstance(beta, jax.core.Tracer):
+        b = np.asarray(beta)
+        if np.any(b == 0) or not np.all(np.isfinite(b)):
+            raise ValueError(
+                f"beta={beta!r}: the energy needs finite nonzero beta (E ~ 1/(2 beta) as beta -> 0)"
+            )
+    n = theta.shape[-2]
+    beta = jnp.asarray(beta, theta.dtype)
+    total = jnp.sum(jnp.exp(beta[..., None, None] * cosine_matrix(theta)), axis=(-1, -2))
+    return total / (2 * beta * n * n)
+
+
+def effective_rank(theta: Float[Array, "*b n d"]) -> Float[Array, "*b"]:
+    """exp(−Σ_k p_k log p_k) with p_k = σ_k / Σ σ the normalised singular values of the
+    n×d matrix of directions (Roy & Vetterli, 2007): n for orthonormal tokens, 1 for a
+    single point; the representation-collapse measure used for LLMs."""
+    s = jnp.linalg.svd(theta, compute_uv=False)
+    p = s / jnp.sum(s, axis=-1, keepdims=True)
+    plogp = jnp.where(p > 0, p * jnp.log(jnp.where(p > 0, p, 1)), 0)
+    return jnp.exp(-jnp.sum(plogp, axis=-1))
+
+
+class RadiusStats(NamedTuple):
+    """Mean, standard deviation, min and max of the radii r_i over the tokens."""
+
+    mean: Float[Array, "*b"]
+    std: Float[Array, "*b"]
+    min: Float[Array, "*b"]
+    max: Float[Array, "*b"]
+
+
+def radius_stats(r: Float[Array, "*b n"]) -> RadiusStats:
+    """Statistics of the radii r_i = |x_i| over the tokens (hidden-state growth under
+    pre/peri/mix/spannorm; r ≡ 1 for the sphere-bound schemes)."""
+    return RadiusStats(jnp.mean(r, -1), jnp.std(r, -1), jnp.min(r, -1), jnp.max(r, -1))
+
+
+def crossing_time(ts: Float[Array, " T"], y: Float[Array, "*b T"], level) -> Float[Array, "*b"]:
+    """First time at which ``y`` reaches ``level`` (y ≥ level), linearly interpolated
+    between the two saves around the crossing; ``ts[0]`` if it starts there, inf if it
+    never gets there. NaN values (times not computed) never count as reached."""
+    ts = jnp.asarray(ts, y.dtype)
+    reached = y >= level
+    k = jnp.argmax(reached, axis=-1)
+    any_reached = jnp.any(reached, axis=-1)
+    prev = jnp.maximum(k - 1, 0)
+    t_lo, t_hi = ts[prev], ts[k]
+    y_lo = jnp.take_along_axis(y, prev[..., None], -1)[..., 0]
+    y_hi = jnp.take_along_axis(y, k[..., None], -1)[..., 0]
+    gap = y_hi - y_lo
+    frac = jnp.where(gap > 0, (level - y_lo) / jnp.where(gap > 0, gap, 1), 1)
+    t = jnp.where(k == 0, ts[0], t_lo + jnp.clip(frac, 0, 1) * (t_hi - t_lo))
+    return jnp.where(any_reached, t, jnp.inf)
+
+
+def collapse_time(traj, delta: float = 1e-3) -> Float[Array, "*b"]:
+    """τ_δ: the first time every pair has ⟨θ_i, θ_j⟩ ≥ 1 − δ (MODEL.md §4), one per
+    batch element of the :class:`~particles.Trajectory`, linearly interpolated between
+    saves; inf if it does not happen within the run.
+
+    For a run ended by ``simulate(..., stop_at_collapse=delta)`` with the same δ, an
+    element whose saves never reach 1 − δ collapsed last, at ``traj.stats["t_stop"]``
+    (the stop is located by root finding, so its last save may sit a hair below 1 − δ).
+    """
+    t = crossing_time(traj.ts, min_cosine(traj.theta), 1 - delta)
+    stats = traj.stats or {}
+    if stats.get("collapsed") and stats.get("stop_delta") == delta:
+        t = jnp.where(jnp.isinf(t), jnp.asarray(stats["t_stop"], t.dtype), t)
+    return t
+
+
+class CollapseFit(NamedTuple):
+    """Fits of 1 − ρ over the tail: C e^{−rate t} and C t^{−exponent}, with the R² of
+    each in log space. ``exponential`` is True where the exponential fit explains the
+    tail better (usable under jit); ``best`` names the winner ("exponential" or
+    "power"; a numpy array of names for a batch)."""
+
+    rate: Float[Array, "*b"]
+    exponent: Float[Array, "*b"]
+    r2_exponential: Float[Array, "*b"]
+    r2_power: Float[Array, "*b"]
+    exponential: Bool[Array, "*b"]
+
+    @property
+    def best(self):
+        names = np.where(np.asarray(self.exponential), "exponential", "power")
+        return str(names) if names.ndim == 0 else names
+
+
+def _weighted_line(x, y, w):
+    """Weighted least-squares line y ≈ c + s x along the last axis: (slope, R²)."""
+    sw = jnp.sum(w, -1, keepdims=True)
+    xm = jnp.sum(w * x, -1, keepdims=True) / sw
+    ym = jnp.sum(w * y, -1, keepdims=True) / sw
+    sxy = jnp.sum(w * (x - xm) * (y - ym), -1)
+    sxx = jnp.sum(w * (x - xm) ** 2, -1)
+    syy = jnp.sum(w * (y - ym) ** 2, -1)
+    slope = sxy / sxx
+    return slope, jnp.where(syy > 0, sxy * sxy / (sxx * syy), 1)
+
+
+def fit_collapse_rate(
+    ts: Float[Array, " T"], rho: Float[Array, "*b T"], tail: float = 0.5, floor: float | None = None
+) -> CollapseFit:
+    """Fit the late-time collapse of ``rho`` (e.g. the mean cosine) to 1 by least squares
+    on the last ``tail`` fraction of the saves (MODEL.md §4):
+
+        log(1 − ρ) ≈ log C − rate · t          (exponential; post: rate 2)
+        log(1 − ρ) ≈ log C − exponent · log t  (power law; pre/peri: exponent 2)
+
+    Points with 1 − ρ ≤ ``floor`` (default 100 × the dtype's epsilon: round-off), NaN
+    points and, for the power law, t ≤ 0 are left out. The late-time rates are those of
+    Karagodin et al., arXiv 2510.22026 (MODEL.md §3). R² is that of each line in log
+    space; the better one is ``best``.
+    """
+    if not 0 < tail <= 1:
+        raise ValueError(f"tail={tail!r} must be a fraction in (0, 1] of the saves to fit")
+    rho = jnp.asarray(rho)
+    ts = jnp.asarray(ts, rho.dtype)
+    if ts.ndim != 1 or rho.shape[-1:] != ts.shape:
+        raise ValueError(f"rho of shape {rho.shape} must end with the length of ts {ts.shape}")
+    T = ts.shape[0]
+    start = T - max(int(round(tail * T)), 2)
+    if start < 0:
+        raise ValueError(f"need at least 2 saves to fit, got {T}")
+    floor = 100 * jnp.finfo(rho.dtype).eps if floor is None else floor
+    gap = 1 - rho
+    keep = (jnp.arange(T) >= start) & (gap > floor) & jnp.isfinite(gap)
+    log_gap = jnp.log(jnp.where(keep, gap, 1))
+    w = keep.astype(rho.dtype)
+    slope_e, r2_e = _weighted_line(ts, log_gap, w)
+    w_p = jnp.where(ts > 0, w, 0)
+    slope_p, r2_p = _weighted_line(jnp.log(jnp.where(ts > 0, ts, 1)), log_gap, w_p)
+    return CollapseFit(-slope_e, -slope_p, r2_e, r2_p, r2_e >= r2_p)
+
+
+def _radius(field):
+    return lambda theta, r, beta, delta: getattr(radius_stats(r), field)
+
+
+OBSERVABLES: dict[str, Callable] = {
+    "mean_cosine": lambda theta, r, beta, delta: mean_cosine(theta),
+    "min_cosine": lambda theta, r, beta, delta: min_cosine(theta),
+    "pair_density": lambda theta, r, beta, delta: pair_density(theta, delta),
+    "cluster_count": lambda theta, r, beta, delta: cluster_count(theta, delta),
+    "energy": lambda theta, r, beta, delta: energy(theta, beta),
+    "effective_rank": lambda theta, r, beta, delta: effective_rank(theta),
+    **{f"radius_{field}": _radius(field) for field in RadiusStats._fields},
+}
+
+
+def check_observables(names) -> tuple[str, ...]:
+    """Validate observable names against :data:`OBSERVABLES` (a list or "a,b,c")."""
+    if isinstance(names, str):
+        names = [s.strip() for s in names.split(",") if s.strip()]
+    names = tuple(names)
+    if not names:
+        raise ValueError(f"no observables given; choose from: {', '.join(OBSERVABLES)}")
+    for name in names:
+        if name not in OBSERVABLES:
+            raise ValueError(f"unknown observable {name!r}; choose from: {', '.join(OBSERVABLES)}")
+    if len(set(names)) != len(names):
+        raise ValueError(f"observables {list(names)} contain a duplicate")
+    return names
+
+
+def observe(names, theta, r, beta, delta: float = 1e-3) -> dict[str, Array]:
+    """Evaluate the named observables on ``theta`` (*b, n, d) and ``r`` (*b, n) with
+    ``beta`` broadcast against ``*b``: a dict name -> array of shape ``*b``."""
+    return {name: OBSERVABLES[name](theta, r, beta, delta) for name in check_observables(names)}

@@ -134,11 +134,98 @@ def _run_demo(args):
     run_demo(args.out_dir)
 
 
+def _grid(flag, text, convert=float):
+    """START:STOP:COUNT (COUNT evenly spaced values, ends included) or a list a,b,c:
+    swept; one value: fixed."""
+    usage = f"{flag} {text!r}: expected START:STOP:COUNT, a list a,b,c, or one value"
+    parts = text.split(":")
+    try:
+        if len(parts) == 1:
+            items = text.split(",")
+            if not all(item.strip() for item in items):
+                raise ValueError
+            values = [convert(item.strip()) for item in items]
+            return values if len(values) > 1 else values[0]
+        if len(parts) != 3 or convert is str:
+            raise ValueError
+        start, stop, count = float(parts[0]), float(parts[1]), int(parts[2])
+    except ValueError:
+        raise ValueError(usage) from None
+    if count < 1:
+        raise ValueError(f"{flag} {text!r} is an empty range: COUNT must be at least 1")
+    values = np.linspace(start, stop, count)
+    if convert is int and not np.all(values == np.round(values)):
+        raise ValueError(f"{flag} {text!r}: the range does not fall on integers")
+    return [convert(v) for v in values]
+
+
+def _sweep_parser(sub):
+    p = sub.add_parser("sweep", help="run a resumable grid of simulations, write observables to a store")
+    p.add_argument("--schemes", default="post", help="list, e.g. post,pre (default post)")
+    p.add_argument("--beta", required=True, help="START:STOP:COUNT, a,b,c or one value")
+    p.add_argument("--n", default="32", help="number of tokens: one value or a list")
+    p.add_argument("--d", default="64", help="dimension: one value or a list")
+    p.add_argument("--seeds", type=int, default=16, help="number of random starts (seeds 0..SEEDS-1)")
+    p.add_argument("--tau", default=None, help="mix: switch time(s)")
+    p.add_argument("--alpha", default=None, help="ngpt: step scale(s)")
+    p.add_argument("--t0", type=float, default=0.0)
+    p.add_argument("--t1", type=float, default=20.0)
+    p.add_argument("--save-every", type=float, default=None, help="save interval (default: 101 saves)")
+    p.add_argument("--observables", default="mean_cosine", help="comma-separated names")
+    p.add_argument("--delta", type=float, default=1e-3, help="collapse threshold: cosine >= 1 - delta")
+    p.add_argument("--stop-at-collapse", action="store_true", help="end each solve once all seeds collapsed")
+    p.add_argument("--init", default="uniform", help="uniform | gaussian | equiangular:RHO")
+    p.add_argument("--attention", default="softmax", help="softmax | usa")
+    p.add_argument("--rtol", type=float, default=1e-6)
+    p.add_argument("--atol", type=float, default=1e-8)
+    p.add_argument("--max-steps", type=int, default=100_000)
+    p.add_argument("--chunk-size", type=int, default=None, help="(scheme, n, d, beta) units per chunk file")
+    p.add_argument("--x64", action="store_true", help="float64 (default float32)")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.add_argument("--out", required=True, help="store folder; rerunning the same command resumes it")
+    p.set_defaults(run=_run_sweep)
+
+
+def _run_sweep(args):
+    import particles
+
+    schemes = _grid("--schemes", args.schemes, str)
+    params = {k: _grid(f"--{k}", v) for k, v in (("tau", args.tau), ("alpha", args.alpha)) if v is not None}
+    ds = particles.sweep(
+        args.out,
+        schemes=schemes,
+        beta=_grid("--beta", args.beta),
+        n=_grid("--n", args.n, int),
+        d=_grid("--d", args.d, int),
+        seeds=args.seeds,
+        t0=args.t0,
+        t1=args.t1,
+        save_every=args.save_every,
+        observables=args.observables,
+        delta=args.delta,
+        stop_at_collapse=args.stop_at_collapse,
+        init=args.init,
+        attention=args.attention,
+        rtol=args.rtol,
+        atol=args.atol,
+        max_steps=args.max_steps,
+        dtype="float64" if args.x64 else "float32",
+        chunk_size=args.chunk_size,
+        progress=not args.no_progress,
+        **params,
+    )
+    if ds.attrs["chunks_resumed"]:
+        print(f"resumed {args.out}: {ds.attrs['chunks_resumed']} chunks were already on disk")
+    dims = ", ".join(f"{k}={v}" for k, v in ds.sizes.items())
+    print(f"wrote {args.out}: {', '.join(ds.data_vars)} over {dims}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="particles", description="Transformer tokens as particles on the sphere.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     _simulate_parser(sub)
     _demo_parser(sub)
+    _sweep_parser(sub)
     return parser
 
 

@@ -1,0 +1,215 @@
+import errno
+import json
+import os
+
+import numpy as np
+import pytest
+import xarray as xr
+
+import particles
+from particles import _sweep
+from particles.analysis import crossing_time
+from particles.cli import main
+
+# Every sweep below solves post with n=4, d=4 and the same save times, so the whole
+# file pays for two compiles (with and without the collapse event).
+BASE = dict(schemes="post", n=4, d=4, t1=6.0, save_every=0.5, dtype="float64", progress=False)
+OBS = ["mean_cosine", "pair_density", "cluster_count"]
+
+
+def run(out, **kw):
+    return particles.sweep(out, **{**BASE, "beta": [0.5, 1.0, 3.0], "seeds": 2, "observables": OBS, **kw})
+
+
+def files(out):
+    return {f: open(os.path.join(out, f), "rb").read() for f in sorted(os.listdir(out))}
+
+
+def same(a, b):
+    a, b = a.copy(), b.copy()
+    for key in ("chunks_resumed", "chunk_size"):
+        a.attrs.pop(key, None), b.attrs.pop(key, None)
+    xr.testing.assert_identical(a, b)
+
+
+def test_equiangular_sweep_matches_reduced_model(tmp_path):
+    """From the equiangular start the mean cosine of every (beta, seed) is ρ(t) of the
+    reduced model (MODEL.md §3); the collapse event stops at its threshold time."""
+    betas = [0.5, 1.0, 3.0]
+    ds = run(tmp_path / "a", init="equiangular:0.0", rtol=1e-10, atol=1e-12)
+    assert dict(ds.sizes) == {"beta": 3, "seed": 2, "time": 13}
+    assert float(ds["n"]) == 4 and "scheme" not in ds.dims
+    ts_dense = np.linspace(0.0, 6.0, 6001)  # the saves are every 500th time
+    dense, _ = particles.equiangular.solve("post", 4, np.asarray(betas), 0.0, ts_dense)
+    for s in range(2):
+        np.testing.assert_allclose(ds.mean_cosine.isel(seed=s), dense[:, ::500], atol=1e-8)
+    np.testing.assert_array_equal(ds.cluster_count.isel(time=0), 4.0)
+    t_ref = np.asarray(crossing_time(ts_dense, dense, 1 - 1e-3))
+    assert np.all(np.isfinite(t_ref[:2])) and np.isinf(t_ref[2])  # beta=3 is too slow for t1
+    stopped = run(tmp_path / "b", init="equiangular:0.0", rtol=1e-10, atol=1e-12, stop_at_collapse=True)
+    np.testing.assert_allclose(stopped.t_stop[:2], t_ref[:2], atol=1e-5)
+    assert float(stopped.t_stop[2]) == 6.0
+    np.testing.assert_allclose(stopped.collapse_time.isel(seed=0), t_ref, atol=1e-5)
+    after = stopped.time.values[None, None, :] > stopped.t_stop.values[:, None, None]
+    after = np.broadcast_to(after, stopped.mean_cosine.shape)
+    assert after.any() and not after[2].any()
+    mc = stopped.mean_cosine.values
+    assert np.all(np.isnan(mc[after])) and not np.any(np.isnan(mc[~after]))
+    np.testing.assert_array_equal(mc[~after], ds.mean_cosine.values[~after])  # same steps until the stop
+
+
+def test_killed_sweep_resumes_to_identical_result_any_chunk_size(tmp_path):
+    whole = run(tmp_path / "whole", chunk_size=1)
+    assert whole.attrs["chunks_resumed"] == 0
+
+    class Killed(Exception):
+        pass
+
+    def kill_after_two(done, total):
+        if done == 2:
+            raise Killed
+
+    out = tmp_path / "killed"
+    with pytest.raises(Killed):
+        run(out, chunk_size=1, on_chunk=kill_after_two)
+    assert sorted(f for f in os.listdir(out) if f.endswith(".nc")) == ["chunk-00000.nc", "chunk-00001.nc"]
+    with pytest.raises(ValueError, match="1 of 3 chunks are missing; rerun"):
+        particles.open_sweep(out)
+    kept = files(out)
+    calls = []
+    resumed = run(out, on_chunk=lambda done, total: calls.append(done))
+    assert calls == [3] and resumed.attrs["chunks_resumed"] == 2
+    assert all(files(out)[f] == kept[f] for f in kept)  # finished chunks never rewritten
+    same(resumed, whole)
+
+    os.remove(out / "chunk-00001.nc")  # a lost chunk is recomputed, bit for bit
+    same(run(out), whole)
+    same(run(tmp_path / "big", chunk_size=2), whole)
+    same(run(tmp_path / "one", chunk_size=5), whole)
+    same(particles.open_sweep(tmp_path / "one"), whole)
+
+
+def test_swept_scheme_parameters_and_labels(tmp_path):
+    ds = run(tmp_path / "p", beta=2.0, seeds=[3, 7], observables=["energy", "radius_mean"], n=[4])
+    assert dict(ds.sizes) == {"n": 1, "seed": 2, "time": 13}
+    np.testing.assert_array_equal(ds.seed, [3, 7])
+    np.testing.assert_allclose(ds.radius_mean, 1.0, rtol=1e-12)
+    assert json.loads(ds.attrs["config"])["axes"]["beta"] == {"values": [2.0], "swept": False}
+
+
+def test_bad_input_is_refused_without_damage(tmp_path, monkeypatch):
+    out = tmp_path / "s"
+    run(out, chunk_size=1)
+    before = files(out)
+    for kw, match in [
+        (dict(beta=[0.5, 1.0]), r"different configuration \(differs in: axes\); delete the folder"),
+        (dict(observables=["mean_cosine"]), "differs in: observables"),
+        (dict(chunk_size=2), "written with chunk_size=1"),
+        (dict(observables=["nope"]), "unknown observable 'nope'; choose from: mean_cosine"),
+        (dict(beta=[]), "beta is an empty list"),
+        (dict(beta=[1.0, 1.0]), "repeated value"),
+        (dict(schemes=["post", "bogus"]), "is not one of: post, pre"),
+        (dict(tau=[1.0]), "'tau' is used by none of the schemes"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            run(out, **kw)
+    assert files(out) == before
+
+    (tmp_path / "file").write_text("x")
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "notes.txt").write_text("x")
+    for where, match in [
+        (tmp_path / "file", "exists and is not a sweep folder"),
+        (tmp_path / "file" / "s", "does not exist"),
+        (tmp_path / "missing" / "s", "does not exist"),
+        (tmp_path / "full", "non-empty folder without manifest.json"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            run(where)
+    assert (tmp_path / "file").read_text() == "x" and os.listdir(tmp_path / "full") == ["notes.txt"]
+
+    # a full disk while writing the second chunk: one-line error, first chunk kept, no temp files
+    real = _sweep.write_atomic
+    writes = []
+
+    def full_disk(ds, path):
+        writes.append(path)
+        if len(writes) == 2:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real(ds, path)
+
+    monkeypatch.setattr(_sweep, "write_atomic", full_disk)
+    with pytest.raises(
+        ValueError, match=r"could not write chunk 1 \(No space left on device\).*rerun to resume"
+    ):
+        run(tmp_path / "disk", chunk_size=1)
+    assert sorted(os.listdir(tmp_path / "disk")) == ["chunk-00000.nc", "manifest.json"]
+
+
+@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="root ignores permissions")
+def test_read_only_location(tmp_path):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    try:
+        with pytest.raises(ValueError, match="cannot write there"):
+            run(ro / "s")
+    finally:
+        ro.chmod(0o700)
+
+
+CLI = [
+    "sweep",
+    "--schemes",
+    "post",
+    "--n",
+    "4",
+    "--d",
+    "4",
+    "--seeds",
+    "2",
+    "--t1",
+    "6",
+    "--save-every",
+    "0.5",
+]
+CLI += ["--x64", "--no-progress", "--observables", "mean_cosine,pair_density,cluster_count"]
+
+
+def test_cli_sweep_resumes_and_matches_api(tmp_path, capsys):
+    out = str(tmp_path / "cli.zarr")
+    assert main([*CLI, "--beta", "0.5,1,3", "--chunk-size", "1", "--out", out]) == 0
+    assert "wrote" in capsys.readouterr().out
+    assert main([*CLI, "--beta", "0.5,1,3", "--chunk-size", "1", "--out", out]) == 0
+    assert "resumed" in capsys.readouterr().out
+    same(particles.open_sweep(out).assign_attrs(chunks_resumed=0), run(tmp_path / "api", chunk_size=1))
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--beta", "0.5:8"], "expected START:STOP:COUNT"),
+        (["--beta", "0.5:8:0"], "empty range"),
+        (["--beta", "1,,2"], "expected START:STOP:COUNT"),
+        (["--beta", "x"], "expected START:STOP:COUNT"),
+        (["--beta", "1", "--n", "2:5:3"], "does not fall on integers"),
+        (["--beta", "1", "--observables", "cosine"], "unknown observable 'cosine'"),
+        (["--beta", "1", "--schemes", "post:pre:2"], "expected START:STOP:COUNT"),
+    ],
+)
+def test_cli_bad_input(tmp_path, capsys, args, message):
+    out = tmp_path / "s"
+    assert main([*CLI, *args, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err and err.startswith("particles sweep: error:")
+    assert not out.exists()
+
+
+def test_cli_refuses_mismatched_store(tmp_path, capsys):
+    out = tmp_path / "s"
+    run(out, chunk_size=1)
+    before = files(out)
+    assert main([*CLI, "--beta", "0.5,1", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "different configuration" in err and "start fresh" in err
+    assert files(out) == before
