@@ -220,11 +220,35 @@ def _run_sweep(args):
     print(f"wrote {args.out}: {', '.join(ds.data_vars)} over {dims}")
 
 
+def _figure_parser(sub):
+    from .figures import FIGURES
+
+    p = sub.add_parser("figure", help="reproduce a published figure (MODEL.md §5)")
+    p.add_argument("name", choices=FIGURES, help="which figure")
+    size = p.add_mutually_exclusive_group()
+    size.add_argument(
+        "--full", dest="size", action="store_const", const="full", help="published resolution (GPU)"
+    )
+    size.add_argument("--tiny", dest="size", action="store_const", const="tiny", help="seconds; a smoke test")
+    p.add_argument("--out-dir", default="figures", help="folder for NAME.png and NAME.nc (default figures/)")
+    p.set_defaults(run=_run_figure, size="quick")
+
+
+def _run_figure(args):
+    from .figures import run
+
+    start = time.perf_counter()
+    for path in run(args.name, args.out_dir, args.size):
+        print(f"wrote {path}")
+    print(f"{args.name} ({args.size}) in {time.perf_counter() - start:.1f} s")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="particles", description="Transformer tokens as particles on the sphere.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     _simulate_parser(sub)
     _demo_parser(sub)
+    _figure_parser(sub)
     _sweep_parser(sub)
     return parser
 

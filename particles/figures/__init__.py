@@ -9,7 +9,14 @@ Run one with ``particles figure NAME`` or ``python experiments/NAME.py``.
 
 import importlib
 
-FIGURES = ("long_context", "schemes_random_weights")
+FIGURES = (
+    "phase_diagram",
+    "schemes_random_weights",
+    "equiangular_rates",
+    "metastability",
+    "long_context",
+    "collapse_rates",
+)
 SIZES = ("tiny", "quick", "full")
 
 

@@ -11,6 +11,8 @@ outputs A_i of the layer (the Pre-LN update x ← x + A(N(x))) have pairwise cos
 The cosines are computed with the package's attention field on actual tokens.
 """
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import xarray as xr
 
@@ -21,17 +23,25 @@ from ._common import pyplot, write_outputs
 RHO = 0.5
 SIZES = {
     "tiny": dict(ns=(8, 32), gammas=np.linspace(0.5, 4, 8)),
-    "quick": dict(ns=(16, 64, 256, 1024, 4096), gammas=np.linspace(0.25, 4.5, 69)),
-    "full": dict(ns=(16, 64, 256, 1024, 4096, 8192), gammas=np.linspace(0.25, 4.5, 137)),
+    "quick": dict(ns=(16, 64, 256, 1024, 2048), gammas=np.linspace(0.25, 4.5, 35)),
+    "full": dict(ns=(16, 64, 256, 1024, 4096, 16384), gammas=np.linspace(0.25, 4.5, 69)),
 }
 
 
 def output_cosine(n: int, rho: float, betas) -> np.ndarray:
-    """Mean pairwise cosine of the attention outputs A_i(Θ) for each β."""
+    """Mean pairwise cosine of the attention outputs A_i(Θ) for each β (one β at a time,
+    so memory stays at one n × n weight matrix)."""
     theta = particles.init.equiangular(n, n + 1, rho)
-    attention = particles.Attention(beta=np.asarray(betas)[:, None, None] * 0 + np.asarray(betas)[:, None, None], Q=None, K=None, V=None)
-    A = attention(0.0, theta[None])
-    return np.asarray(particles.analysis.mean_cosine(A / np.linalg.norm(A, axis=-1, keepdims=True)))
+
+    @jax.jit
+    def cosines(theta, betas):
+        def one(beta):
+            A = particles.Attention(beta=beta, Q=None, K=None, V=None)(0.0, theta)
+            return particles.analysis.mean_cosine(A / jnp.linalg.norm(A, axis=-1, keepdims=True))
+
+        return jax.lax.map(one, betas)
+
+    return np.asarray(cosines(theta, jnp.asarray(betas, theta.dtype)))
 
 
 def run(out_dir, size):

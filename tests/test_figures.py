@@ -1,0 +1,20 @@
+"""Each figure runs in its tiny configuration and writes a PNG and its data."""
+
+import numpy as np
+import xarray as xr
+
+from particles.cli import main
+from particles.figures.long_context import RHO
+
+
+def test_long_context_limits(tmp_path):
+    assert main(["figure", "long_context", "--tiny", "--out-dir", str(tmp_path)]) == 0
+    assert (tmp_path / "long_context.png").stat().st_size > 10_000
+    with xr.open_dataset(tmp_path / "long_context.nc", engine="h5netcdf") as ds:
+        cos = ds["output_cosine"]
+        # small gamma: the outputs align; large gamma: they keep the input cosine rho
+        assert float(cos.sel(gamma=0.5).max()) > 0.97
+        assert abs(float(cos.sel(gamma=4.0).isel(n=-1)) - RHO) < 0.05
+        # the curves cross near the critical gamma, at 4 rho / (1 + 3 rho)
+        crit = cos.interp(gamma=1 / (1 - RHO)).values
+        np.testing.assert_allclose(crit, 4 * RHO / (1 + 3 * RHO), atol=0.03)
