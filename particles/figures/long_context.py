@@ -22,7 +22,7 @@ from ._common import pyplot, write_outputs
 
 RHO = 0.5
 SIZES = {
-    "tiny": dict(ns=(8, 32), gammas=np.linspace(0.5, 4, 8)),
+    "tiny": dict(ns=(16, 64), gammas=np.linspace(0.5, 4, 8)),
     "quick": dict(ns=(16, 64, 256, 1024, 2048), gammas=np.linspace(0.25, 4.5, 35)),
     "full": dict(ns=(16, 64, 256, 1024, 4096, 16384), gammas=np.linspace(0.25, 4.5, 69)),
 }
