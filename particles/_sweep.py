@@ -197,9 +197,13 @@ def _solve_unit(cfg, unit):
 
 
 def _chunk_dataset(cfg, units, indices):
+    """Compute one chunk (a pure function of its arguments: it runs in this process or
+    on a Dask worker, and writes nothing)."""
     import xarray as xr
 
-    results = [_solve_unit(cfg, units[i]) for i in indices]
+    x64 = jax.enable_x64(True) if cfg["dtype"] == "float64" else contextlib.nullcontext()
+    with x64:
+        results = [_solve_unit(cfg, units[i]) for i in indices]
     data = {}
     for name in results[0]:
         stacked = np.stack([r[name] for r in results])
@@ -293,6 +297,7 @@ def sweep(
     chunk_size=None,
     progress=True,
     on_chunk=None,
+    scheduler=None,
     **scheme_params,
 ):
     """Run a grid of simulations and return its observables as an ``xarray.Dataset``.
@@ -317,6 +322,11 @@ def sweep(
     (scheme, parameters, n, d, beta) units per chunk file). ``on_chunk(done, total)`` is
     called after each chunk is written; ``progress`` shows a bar with chunks done and
     time left.
+
+    ``scheduler`` (an address such as ``"tcp://host:8786"`` or a ``distributed.Client``)
+    sends the chunks to a Dask cluster (``pip install particles[distributed]``). Workers
+    only compute; this process writes every chunk file, so the store and its resumption
+    are the same as in-process, and so are the numbers.
     """
     import tqdm
 
@@ -355,14 +365,12 @@ def sweep(
     chunks = [list(range(i, min(i + chunk_size, len(units)))) for i in range(0, len(units), chunk_size)]
     todo = [k for k in range(len(chunks)) if not os.path.isfile(_chunk_path(out, k))]
     resumed = done = len(chunks) - len(todo)
-    x64 = jax.enable_x64(True) if cfg["dtype"] == "float64" else contextlib.nullcontext()
     desc = f"sweep (resumed: {resumed} chunks on disk)" if resumed else "sweep"
     with (
-        x64,
+        _computed_chunks(cfg, units, chunks, todo, scheduler) as computed,
         tqdm.tqdm(total=len(chunks), initial=resumed, unit="chunk", desc=desc, disable=not progress) as bar,
     ):
-        for k in todo:
-            ds = _chunk_dataset(cfg, units, chunks[k])
+        for k, ds in computed:
             try:
                 write_atomic(ds, _chunk_path(out, k))
             except OSError as e:
@@ -377,6 +385,34 @@ def sweep(
     result = open_sweep(out)
     result.attrs["chunks_resumed"] = resumed
     return result
+
+
+@contextlib.contextmanager
+def _computed_chunks(cfg, units, chunks, todo, scheduler):
+    """Yield (k, dataset) for the chunks ``todo``: computed here in order, or on a Dask
+    cluster as they finish."""
+    if scheduler is None:
+        yield ((k, _chunk_dataset(cfg, units, chunks[k])) for k in todo)
+        return
+    try:
+        import distributed
+    except ImportError:
+        raise ValueError(
+            "scheduler= needs the 'distributed' package: pip install 'particles[distributed]'"
+        ) from None
+    if isinstance(scheduler, distributed.Client):
+        client, own = scheduler, False
+    else:
+        try:
+            client, own = distributed.Client(scheduler, timeout="20s"), True
+        except (OSError, TimeoutError, ValueError) as e:
+            raise ValueError(f"scheduler={scheduler!r}: cannot connect ({e})") from None
+    try:
+        futures = {client.submit(_chunk_dataset, cfg, units, chunks[k], pure=False): k for k in todo}
+        yield ((futures[f], f.result()) for f in distributed.as_completed(futures))
+    finally:
+        if own:
+            client.close()
 
 
 def open_sweep(path):

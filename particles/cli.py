@@ -183,6 +183,9 @@ def _sweep_parser(sub):
     p.add_argument("--x64", action="store_true", help="float64 (default float32)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.add_argument("--out", required=True, help="store folder; rerunning the same command resumes it")
+    p.add_argument(
+        "--scheduler", default=None, help="tcp://HOST:PORT of a Dask scheduler (default: in-process)"
+    )
     p.set_defaults(run=_run_sweep)
 
 
@@ -212,6 +215,7 @@ def _run_sweep(args):
         dtype="float64" if args.x64 else "float32",
         chunk_size=args.chunk_size,
         progress=not args.no_progress,
+        scheduler=args.scheduler,
         **params,
     )
     if ds.attrs["chunks_resumed"]:
