@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ._attention import ATTENTION_KINDS, HEAD_REDUCTIONS, Attention
+from ._devices import batch_sharding, shard_batch
 from ._sphere import normalize, safe_norm
 from ._trajectory import Trajectory
 from ._validate import check_choice, check_finite_array, check_float, check_int
@@ -100,6 +101,8 @@ def simulate(
     dtype=None,
     max_steps=100_000,
     progress=False,
+    block_size=None,
+    shard=True,
     **scheme_params,
 ) -> Trajectory:
     """Simulate n tokens under the attention flow of a normalization scheme.
@@ -115,6 +118,12 @@ def simulate(
     ``Q``, ``K``, ``V``: (d, d), (heads, d, d) or (layers, heads, d, d) arrays (see
     :func:`particles.random_weights`); ``None`` is the identity. ``dtype`` defaults to
     that of ``x0``; ``float64`` turns on JAX's 64-bit mode for this call.
+
+    ``block_size``: rows of queries attended at a time (default: chosen from n and the
+    batch size, dense for small problems; see :class:`particles.Attention`). ``shard``:
+    with several local devices (GPUs, or CPU devices from
+    ``XLA_FLAGS=--xla_force_host_platform_device_count=N``) the leading batch axis is
+    split across them; the results are those of one device.
     """
     scheme = get_scheme(scheme, **scheme_params)
     check_choice("attention", attention, ATTENTION_KINDS)
@@ -123,6 +132,8 @@ def simulate(
     if not isinstance(solver, diffrax.AbstractSolver):
         raise ValueError(f"solver={solver!r} must be a diffrax solver such as diffrax.Tsit5()")
     max_steps = check_int("max_steps", max_steps, minimum=1)
+    if block_size is not None:
+        block_size = check_int("block_size", block_size, minimum=1)
     rtol = check_float("rtol", rtol, positive=True)
     atol = check_float("atol", atol, positive=True)
     if step_size is not None:
@@ -177,12 +188,19 @@ def simulate(
             kind=attention,
             causal=bool(causal),
             heads=heads,
+            block_size=block_size,
         )
         x = jnp.broadcast_to(jnp.asarray(x0_np, dtype), (*batch, n, d))
         theta0 = normalize(x)
         r0 = jnp.ones(x.shape[:-1], dtype) if scheme.sphere_bound else safe_norm(x)
         jumps = sorted(set(att.layer_jumps(t0, t1)) | {t for t in scheme.jump_times() if t0 < t < t1})
         jumps = jnp.asarray(jumps, dtype) if jumps and step_size is None else None
+
+        sharding = batch_sharding() if shard and batch else None
+        size = None
+        if sharding is not None:
+            (theta0, r0, beta_b), size = shard_batch([theta0, r0, att.beta], sharding)
+            att = eqx.tree_at(lambda a: a.beta, att, beta_b)
 
         start = time.perf_counter()
         sol = _solve(
@@ -213,6 +231,8 @@ def simulate(
                 f"the solve failed before t1={t1} ({sol.result}); the state may have become "
                 "non-finite: lower beta, tighten rtol, or shorten t1"
             )
+        if size is not None:
+            lift, r = lift[:, :size], r[:, :size]
         theta = jnp.moveaxis(normalize(lift), 0, -3)
         r = jnp.moveaxis(r, 0, -2)
         stats = {
