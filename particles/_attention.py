@@ -20,11 +20,14 @@ from jaxtyping import Array, Float
 ATTENTION_KINDS = ("softmax", "usa")
 HEAD_REDUCTIONS = ("sum", "mean")
 
-# Above this many weights (batch × n × n) the field works in row blocks: 2^25 float32
-# weights are 128 MiB. A block holds about BLOCK_ENTRIES weights (64 MiB in float32),
-# enough rows for the two matmuls of a block to run at the machine's matmul rate.
-DENSE_MAX_ENTRIES = 1 << 25
-BLOCK_ENTRIES = 1 << 24
+# Above this many weights (batch × n × n; 2^22 float32 weights are 16 MiB) the field
+# works in row blocks of about BLOCK_ENTRIES weights, at least MIN_BLOCK_ROWS rows.
+# Measured on a 2-core CPU (benchmarks/run.py): blocks of 512-1024 rows run the field
+# at 90-100% of the matmul rate for n = 2048-4096, the dense n = 4096 field at ~70%
+# (its weights fall out of cache); 256 rows keep the matmuls of a block efficient.
+DENSE_MAX_ENTRIES = 1 << 22
+BLOCK_ENTRIES = 1 << 21
+MIN_BLOCK_ROWS = 256
 # float32 matmuls at full precision: on GPUs JAX's default may use TF32 (10-bit
 # mantissa), far too coarse for error control at rtol 1e-6. No effect on CPU.
 _PRECISION = jax.lax.Precision.HIGHEST
@@ -39,7 +42,7 @@ class Attention(eqx.Module):
     scalar) and multiplies the logits of each trajectory. ``block_size`` rows of
     queries are attended at a time, so the n × n weights are never stored whole;
     ``None`` picks it from n and the batch size (:func:`auto_block_size`: dense up to
-    2^25 weights); ``block_size >= n`` is the dense computation.
+    2^22 weights); ``block_size >= n`` is the dense computation.
     """
 
     beta: Float[Array, "*batch"]
@@ -116,9 +119,9 @@ class Attention(eqx.Module):
 
 def auto_block_size(n: int, batch_size: int = 1) -> int:
     """Rows per block: dense (``n``) while the batch of n × n weights holds at most
-    ``DENSE_MAX_ENTRIES`` numbers, else blocks of ``BLOCK_ENTRIES // n`` rows (a power
-    of two, at least 16) per trajectory."""
+    ``DENSE_MAX_ENTRIES`` numbers, else blocks of ``BLOCK_ENTRIES // (batch n)`` rows
+    (a power of two, at least ``MIN_BLOCK_ROWS``)."""
     if batch_size * n * n <= DENSE_MAX_ENTRIES:
         return n
-    rows = max(16, BLOCK_ENTRIES // (n * batch_size))
+    rows = max(MIN_BLOCK_ROWS, BLOCK_ENTRIES // (n * batch_size))
     return min(n, 1 << (rows.bit_length() - 1))

@@ -71,9 +71,10 @@ def test_simulate_block_size_matches_dense(getkey):
 
 def test_auto_block_size():
     assert auto_block_size(32, 256) == 32  # small ensembles stay dense
-    assert auto_block_size(4096) == 4096
-    block = auto_block_size(32768)
-    assert block < 32768 and block * 32768 <= 1 << 24 and block & (block - 1) == 0
+    assert auto_block_size(2048) == 2048
+    for n in (4096, 32768):
+        block = auto_block_size(n)
+        assert 256 <= block < n and block * n <= 1 << 23 and block & (block - 1) == 0
 
 
 def test_block_size_is_validated():
