@@ -11,6 +11,7 @@ import numpy as np
 
 from ._attention import ATTENTION_KINDS, HEAD_REDUCTIONS, Attention
 from ._devices import batch_sharding, shard_batch
+from ._solver import UnrolledTsit5
 from ._sphere import normalize, safe_norm
 from ._trajectory import Trajectory
 from ._validate import check_choice, check_finite_array, check_float, check_int
@@ -109,7 +110,8 @@ def simulate(
 
     dθ_i/dt = (1/s_i) P_{θ_i} A_i(Θ), dr_i/dt = the scheme's radial rate (MODEL.md §2;
     Karagodin et al., arXiv 2510.22026), integrated with a diffrax solver (Tsit5 by
-    default) under adaptive step control; ``step_size`` gives constant steps instead.
+    default, with its stages unrolled: :class:`particles._solver.UnrolledTsit5`) under
+    adaptive step control; ``step_size`` gives constant steps instead.
 
     ``x0`` has shape (..., n, d); ``beta`` is a scalar or an array broadcast against
     the leading batch dimensions. A batch is solved as one state in one compiled call;
@@ -128,7 +130,7 @@ def simulate(
     scheme = get_scheme(scheme, **scheme_params)
     check_choice("attention", attention, ATTENTION_KINDS)
     check_choice("heads", heads, HEAD_REDUCTIONS)
-    solver = diffrax.Tsit5() if solver is None else solver
+    solver = UnrolledTsit5() if solver is None else solver
     if not isinstance(solver, diffrax.AbstractSolver):
         raise ValueError(f"solver={solver!r} must be a diffrax solver such as diffrax.Tsit5()")
     max_steps = check_int("max_steps", max_steps, minimum=1)
