@@ -22,11 +22,11 @@ HEAD_REDUCTIONS = ("sum", "mean")
 
 # Above this many weights (batch × n × n; 2^22 float32 weights are 16 MiB) the field
 # works in row blocks of about BLOCK_ENTRIES weights, at least MIN_BLOCK_ROWS rows.
-# Measured on a 2-core CPU (benchmarks/run.py): blocks of 512-1024 rows run the field
+# Measured on a 2-core CPU (benchmarks/run.py): blocks of 512-1024 rows ran the field
 # at 90-100% of the matmul rate for n = 2048-4096, the dense n = 4096 field at ~70%
 # (its weights fall out of cache); 256 rows keep the matmuls of a block efficient.
 DENSE_MAX_ENTRIES = 1 << 22
-BLOCK_ENTRIES = 1 << 21
+BLOCK_ENTRIES = 1 << 22
 MIN_BLOCK_ROWS = 256
 # float32 matmuls at full precision: on GPUs JAX's default may use TF32 (10-bit
 # mantissa), far too coarse for error control at rtol 1e-6. No effect on CPU.
