@@ -61,6 +61,7 @@ def test_blockwise_under_jit_and_grad(getkey):
     np.testing.assert_allclose(loss(8), loss(40), rtol=1e-12, atol=1e-13)
 
 
+@pytest.mark.slow
 def test_simulate_block_size_matches_dense(getkey):
     x0 = particles.init.uniform_sphere(getkey(), 24, 4, batch=2)
     kw = dict(beta=3.0, t1=1.0, ts=[0.5, 1.0], solver=diffrax.Heun(), step_size=0.25)
