@@ -26,9 +26,12 @@ test: $(STAMP)
 test-all: $(STAMP)
 	$(BIN)/python -m pytest -q -n 2 -m ""
 
+bench: $(STAMP)
+	$(BIN)/python benchmarks/run.py
+
 lint: $(STAMP)
-	$(BIN)/ruff check particles tests experiments
-	$(BIN)/ruff format --check particles tests experiments
+	$(BIN)/ruff check particles tests experiments benchmarks
+	$(BIN)/ruff format --check particles tests experiments benchmarks
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -11,6 +11,8 @@ import numpy as np
 import optimistix as optx
 
 from ._attention import ATTENTION_KINDS, HEAD_REDUCTIONS, Attention
+from ._devices import batch_sharding, shard_batch
+from ._solver import UnrolledTsit5
 from ._sphere import normalize, safe_norm
 from ._trajectory import Trajectory
 from ._validate import check_choice, check_finite_array, check_float, check_int
@@ -118,13 +120,16 @@ def simulate(
     max_steps=100_000,
     progress=False,
     stop_at_collapse=None,
+    block_size=None,
+    shard=True,
     **scheme_params,
 ) -> Trajectory:
     """Simulate n tokens under the attention flow of a normalization scheme.
 
     dθ_i/dt = (1/s_i) P_{θ_i} A_i(Θ), dr_i/dt = the scheme's radial rate (MODEL.md §2;
     Karagodin et al., arXiv 2510.22026), integrated with a diffrax solver (Tsit5 by
-    default) under adaptive step control; ``step_size`` gives constant steps instead.
+    default, with its stages unrolled: :class:`particles._solver.UnrolledTsit5`) under
+    adaptive step control; ``step_size`` gives constant steps instead.
 
     ``x0`` has shape (..., n, d); ``beta`` is a scalar or an array broadcast against
     the leading batch dimensions. A batch is solved as one state in one compiled call;
@@ -140,14 +145,22 @@ def simulate(
     appended as the last save, so ``traj.ts[-1] == traj.stats["t_stop"]``;
     ``stats["collapsed"]`` says whether the stop happened (else the run reached t1). A
     batch already collapsed at t0 has no crossing and runs to t1.
+
+    ``block_size``: rows of queries attended at a time (default: chosen from n and the
+    batch size, dense for small problems; see :class:`particles.Attention`). ``shard``:
+    with several local devices (GPUs, or CPU devices from
+    ``XLA_FLAGS=--xla_force_host_platform_device_count=N``) the leading batch axis is
+    split across them; the results are those of one device.
     """
     scheme = get_scheme(scheme, **scheme_params)
     check_choice("attention", attention, ATTENTION_KINDS)
     check_choice("heads", heads, HEAD_REDUCTIONS)
-    solver = diffrax.Tsit5() if solver is None else solver
+    solver = UnrolledTsit5() if solver is None else solver
     if not isinstance(solver, diffrax.AbstractSolver):
         raise ValueError(f"solver={solver!r} must be a diffrax solver such as diffrax.Tsit5()")
     max_steps = check_int("max_steps", max_steps, minimum=1)
+    if block_size is not None:
+        block_size = check_int("block_size", block_size, minimum=1)
     rtol = check_float("rtol", rtol, positive=True)
     atol = check_float("atol", atol, positive=True)
     if step_size is not None:
@@ -204,12 +217,19 @@ def simulate(
             kind=attention,
             causal=bool(causal),
             heads=heads,
+            block_size=block_size,
         )
         x = jnp.broadcast_to(jnp.asarray(x0_np, dtype), (*batch, n, d))
         theta0 = normalize(x)
         r0 = jnp.ones(x.shape[:-1], dtype) if scheme.sphere_bound else safe_norm(x)
         jumps = sorted(set(att.layer_jumps(t0, t1)) | {t for t in scheme.jump_times() if t0 < t < t1})
         jumps = jnp.asarray(jumps, dtype) if jumps and step_size is None else None
+
+        sharding = batch_sharding() if shard and batch else None
+        size = None
+        if sharding is not None:
+            (theta0, r0, beta_b), size = shard_batch([theta0, r0, att.beta], sharding)
+            att = eqx.tree_at(lambda a: a.beta, att, beta_b)
 
         start = time.perf_counter()
         sol = _solve(
@@ -241,6 +261,8 @@ def simulate(
                 f"the solve failed before t1={t1} ({sol.result}); the state may have become "
                 "non-finite: lower beta, tighten rtol, or shorten t1"
             )
+        if size is not None:
+            lift, r = lift[:, :size], r[:, :size]
         ts_out = ts_arr
         stop = {}
         if stop_at_collapse is not None:

@@ -249,6 +249,12 @@ def _run_figure(args):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="particles", description="Transformer tokens as particles on the sphere.")
+    parser.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="do not use the persistent compilation cache (~/.cache/particles/jax; "
+        "also off with PARTICLES_NO_CACHE=1)",
+    )
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     _simulate_parser(sub)
     _demo_parser(sub)
@@ -263,6 +269,10 @@ def main(argv=None) -> int:
         import jax
 
         jax.config.update("jax_enable_x64", True)
+    if not args.no_cache:
+        from ._cache import enable_compilation_cache
+
+        enable_compilation_cache()
     from ._simulate import SimulationError
 
     try:

@@ -1,0 +1,357 @@
+"""`make bench`: this package against the baselines a user would otherwise pick.
+
+One process, side by side on the same machine, so that the figures are ratios taken
+under the same conditions. Writes benchmarks/RESULTS.md and prints it.
+
+(a) Ensemble: 256 SA (post) trajectories, n=32, d=128, beta=4, T=30, rtol=atol=1e-6,
+    i.i.d. uniform tokens. `particles.simulate` on the whole batch (float32) against
+    per-trajectory scipy `solve_ivp` RK45 on a vectorised numpy field (float64, the
+    same tolerances) and a naive Euler-and-renormalise loop (the post-LN layer map
+    x <- N(x + h A(x)), fixed h, numpy, vectorised over the batch). The baselines run
+    on a subset and are scaled linearly to 256. Every answer is checked against a
+    float64 `particles.simulate` at rtol=atol=1e-10.
+(b) Field throughput for large n (d=128) as a fraction of the jnp.dot rate.
+(c) n=32768, d=64: one Tsit5 step in a subprocess, peak resident memory (ru_maxrss).
+(d) Start-up: `particles simulate` (default problem) end to end, first and second
+    invocation with the persistent compilation cache, and without it.
+
+Timings are the best of several repeats of the second call, with block_until_ready.
+"""
+
+import argparse
+import datetime
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from scipy.integrate import solve_ivp
+
+import particles
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def best_time(fn, repeat=3):
+    """Best wall time of ``fn()`` over ``repeat`` calls after one warm-up call."""
+    jax.block_until_ready(fn())
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        jax.block_until_ready(fn())
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+RATES = []
+
+
+def matmul_rate(n=2048, dtype=jnp.float32):
+    """FLOP/s of jnp.dot on n x n matrices: the best measured so far in this run (it is
+    measured again before every throughput figure, since the machine is shared)."""
+    a = jax.random.normal(jax.random.key(0), (n, n), dtype)
+    dot = jax.jit(jnp.dot)
+    RATES.append(2 * n**3 / best_time(lambda: dot(a, a), repeat=5))
+    return max(RATES)
+
+
+# ---------------------------------------------------------------- (a) ensemble
+
+
+def numpy_field(beta, n, d):
+    """The projected attention field P_θ A(θ) of one trajectory, vectorised numpy."""
+
+    def field(t, y):
+        theta = y.reshape(n, d)
+        logits = beta * theta @ theta.T
+        w = np.exp(logits - logits.max(axis=1, keepdims=True))
+        A = (w / w.sum(axis=1, keepdims=True)) @ theta
+        return (A - np.sum(theta * A, axis=1, keepdims=True) * theta).ravel()
+
+    return field
+
+
+def euler_renormalise(x, beta, t1, h):
+    """Post-LN layers x <- N(x + h A(x)), all trajectories at once (numpy)."""
+    for _ in range(round(t1 / h)):
+        logits = beta * np.einsum("bid,bjd->bij", x, x)
+        w = np.exp(logits - logits.max(axis=-1, keepdims=True))
+        x = x + h * (w / w.sum(axis=-1, keepdims=True)) @ x
+        x = x / np.linalg.norm(x, axis=-1, keepdims=True)
+    return x
+
+
+def direction_error(theta, reference):
+    """Largest distance between a token's direction and its reference, over all."""
+    theta = theta / np.linalg.norm(theta, axis=-1, keepdims=True)
+    return float(np.max(np.linalg.norm(theta - reference, axis=-1)))
+
+
+def ensemble(batch, subset, euler_h, n=32, d=128, beta=4.0, t1=30.0, tol=1e-6):
+    rows = []
+    x0 = np.asarray(particles.init.uniform_sphere(0, n, d, batch=batch, dtype=jnp.float64))
+    kw = dict(beta=beta, t1=t1, ts=[t1])
+    start = time.perf_counter()
+    ref = particles.simulate(x0, "post", rtol=1e-10, atol=1e-10, dtype=np.float64, **kw)
+    ref_time = time.perf_counter() - start
+    ref_theta = np.asarray(ref.theta[:, -1])
+
+    x32 = x0.astype(np.float32)
+    ours = lambda: particles.simulate(x32, "post", rtol=tol, atol=tol, **kw)
+    t_ours, rate = side_by_side(lambda: ours().theta, rounds=3)
+    traj = ours()
+    steps = traj.stats["num_steps"]
+    evals = 6 * steps + 1  # Tsit5: 6 new stages per step (first same as last)
+    flops = evals * batch * 4 * n * n * d
+    err_ours = direction_error(np.asarray(traj.theta[:, -1], np.float64), ref_theta)
+    single = particles.simulate(x32[0], "post", rtol=tol, atol=tol, **kw)
+    ours64 = lambda: particles.simulate(x0, "post", rtol=tol, atol=tol, dtype=np.float64, **kw)
+    t_ours64 = best_time(lambda: ours64().theta)
+    traj64 = ours64()
+    err_ours64 = direction_error(np.asarray(traj64.theta[:, -1]), ref_theta)
+
+    field = numpy_field(beta, n, d)
+    start = time.perf_counter()
+    nfev, scipy_final = 0, []
+    for b in range(subset):
+        sol = solve_ivp(field, (0.0, t1), x0[b].ravel(), method="RK45", rtol=tol, atol=tol, t_eval=[t1])
+        assert sol.success, sol.message
+        nfev += sol.nfev
+        scipy_final.append(sol.y[:, -1].reshape(n, d))
+    t_scipy = (time.perf_counter() - start) * batch / subset
+    err_scipy = direction_error(np.array(scipy_final), ref_theta[:subset])
+
+    start = time.perf_counter()
+    euler = euler_renormalise(x0[:subset].copy(), beta, t1, euler_h)
+    t_euler = (time.perf_counter() - start) * batch / subset
+    err_euler = direction_error(euler, ref_theta[:subset])
+
+    rows.extend(
+        [
+            (
+                "particles.simulate, whole batch as one state (float32)",
+                t_ours,
+                1.0,
+                err_ours,
+                f"{steps} steps ({traj.stats['num_rejected']} rejected); one trajectory alone: "
+                f"{single.stats['num_steps']} steps",
+            ),
+            (
+                "particles.simulate, whole batch as one state (float64)",
+                t_ours64,
+                t_ours64 / t_ours,
+                err_ours64,
+                f"{traj64.stats['num_steps']} steps ({traj64.stats['num_rejected']} rejected)",
+            ),
+        ]
+    )
+    rows.append(
+        (
+            f"scipy solve_ivp RK45 per trajectory, numpy float64 ({subset} run, x{batch // subset})",
+            t_scipy,
+            t_scipy / t_ours,
+            err_scipy,
+            f"{nfev / subset:.0f} field evaluations per trajectory",
+        )
+    )
+    rows.append(
+        (
+            f"Euler + renormalise, h={euler_h:g}, numpy float64 batched ({subset} run, x{batch // subset})",
+            t_euler,
+            t_euler / t_ours,
+            err_euler,
+            f"{round(t1 / euler_h)} steps; first order, error ~ h",
+        )
+    )
+    limit = flops / rate
+    lines = [
+        f"## (a) Ensemble: {batch} trajectories, n={n}, d={d}, beta={beta:g}, T={t1:g}, rtol=atol={tol:g}",
+        "",
+        f"Reference: float64 `particles.simulate` at rtol=atol=1e-10 ({ref_time:.1f} s). Error: the "
+        "largest distance |θ_i(T) − θ_i^ref(T)| over all tokens of all trajectories checked. "
+        f"The baselines ran on the first {subset} trajectories and their time is scaled linearly "
+        f"to {batch}.",
+        "",
+        "| method | time (s) | time / particles float32 | max error | notes |",
+        "|---|---|---|---|---|",
+    ]
+    lines += [f"| {m} | {t:.3g} | {r:.1f}x | {e:.1e} | {note} |" for m, t, r, e, note in rows]
+    lines += [
+        "",
+        f"Flop limit: {evals} field evaluations x {batch} trajectories x 4n²d = {flops / 1e9:.1f} GFLOP, "
+        f"{limit * 1e3:.0f} ms at the matmul rate measured alongside ({rate / 1e9:.0f} GFLOP/s); particles reaches "
+        f"**{limit / t_ours:.0%}** of that limit.",
+    ]
+    lines.append(f"Against scipy at equal accuracy (particles in float64): **{t_scipy / t_ours64:.1f}x**.")
+    summary = {"ensemble_ratio_scipy": t_scipy / t_ours, "ensemble_ratio_scipy_f64": t_scipy / t_ours64}
+    return lines, summary
+
+
+# ---------------------------------------------------------------- (b) throughput
+
+
+def side_by_side(fn, rounds=5):
+    """Best time of ``fn()`` and the matmul rate, measured in alternation, so that both
+    see the same load on a shared machine."""
+    a = jax.random.normal(jax.random.key(0), (2048, 2048), jnp.float32)
+    dot = jax.jit(jnp.dot)
+    jax.block_until_ready((fn(), dot(a, a)))
+    t_fn, t_dot = [], []
+    for _ in range(rounds):
+        for f, times in ((fn, t_fn), (lambda: dot(a, a), t_dot)):
+            start = time.perf_counter()
+            jax.block_until_ready(f())
+            times.append(time.perf_counter() - start)
+    rate = 2 * 2048**3 / min(t_dot)
+    RATES.append(rate)
+    return min(t_fn), rate
+
+
+def throughput(cases, d=128, beta=4.0):
+    scheme = particles.get_scheme("post")
+    lines = [
+        f"## (b) Field throughput, d={d} (float32, post scheme: attention + tangent projection)",
+        "",
+        "Flops counted: 4n²d per evaluation (the two matmuls). Each field is timed in "
+        "alternation with the 2048 x 2048 jnp.dot (best of 5 each), and compared with that rate.",
+        "",
+        "| n | rows per block | time per evaluation (ms) | GFLOP/s | matmul GFLOP/s alongside | fraction |",
+        "|---|---|---|---|---|---|",
+    ]
+    fractions = []
+    for n, block in cases:
+        theta = particles.init.uniform_sphere(1, n, d, dtype=jnp.float32)
+        r = jnp.ones(n, jnp.float32)
+        att = particles.Attention(beta=jnp.float32(beta), Q=None, K=None, V=None, block_size=block)
+        rows = block or particles._attention.auto_block_size(n)
+        f = jax.jit(lambda th: scheme.velocity(0.0, th, r, att)[0])
+        t, rate = side_by_side(lambda: f(theta))
+        gflops = 4 * n * n * d / t / 1e9
+        if block is None:
+            fractions.append(gflops * 1e9 / rate)
+        label = f"{rows} (dense)" if rows >= n else str(rows)
+        auto = " (automatic)" if block is None else ""
+        lines.append(
+            f"| {n} | {label}{auto} | {t * 1e3:.1f} | {gflops:.0f} | {rate / 1e9:.0f} | "
+            f"{gflops * 1e9 / rate:.0%} |"
+        )
+    return lines, {"throughput_min_fraction": min(fractions)}
+
+
+# ---------------------------------------------------------------- (c) large n
+
+LARGE_N = """
+import resource, time, numpy as np, jax.numpy as jnp, particles
+x0 = particles.init.uniform_sphere(0, {n}, {d}, dtype=jnp.float32)
+start = time.perf_counter()
+traj = particles.simulate(x0, "post", beta=4.0, t1={h}, ts=[{h}], step_size={h})
+print(time.perf_counter() - start, traj.stats["wall_time"], resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+
+def large_n(n=32768, d=64, h=0.01):
+    script = LARGE_N.format(n=n, d=d, h=h)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    total, solve, maxrss_kb = (float(v) for v in out.stdout.split())
+    gb = maxrss_kb * 1024 / 1e9
+    block = particles._attention.auto_block_size(n)
+    flops = 6 * 4 * n * n * d
+    lines = [
+        f"## (c) Large n: n={n}, d={d}, one Tsit5 step h={h} (6 field evaluations), float32",
+        "",
+        f"Blockwise attention, {block} query rows per block (automatic). A dense n x n float32 "
+        f"matrix alone would be {n * n * 4 / 1e9:.1f} GB.",
+        "",
+        "| peak resident memory (subprocess ru_maxrss) | solve incl. compile (s) | simulate call (s) | GFLOP/s incl. compile |",
+        "|---|---|---|---|",
+        f"| **{gb:.2f} GB** | {solve:.1f} | {total:.1f} | {flops / solve / 1e9:.0f} |",
+    ]
+    return lines, {"large_n_peak_gb": gb}
+
+
+# ---------------------------------------------------------------- (d) start-up
+
+
+def startup():
+    exe = shutil.which("particles", path=os.path.dirname(sys.executable))
+    cmd = [exe, "simulate"] if exe else [sys.executable, "-m", "particles", "simulate"]
+    with tempfile.TemporaryDirectory() as cache:
+        env = dict(os.environ, XDG_CACHE_HOME=cache)
+        env.pop("PARTICLES_NO_CACHE", None)
+        env.pop("EQX_ON_ERROR", None)
+
+        def wall(extra_env=None, argv=cmd):
+            start = time.perf_counter()
+            subprocess.run(argv, env={**env, **(extra_env or {})}, check=True, capture_output=True)
+            return time.perf_counter() - start
+
+        t_import = min(wall(argv=[sys.executable, "-c", "import particles"]) for _ in range(2))
+        first = wall()
+        second = min(wall() for _ in range(2))
+        nocache = wall({"PARTICLES_NO_CACHE": "1"})
+    lines = [
+        "## (d) Start-up: `particles simulate` (n=32, d=64, T=20, 101 saves), end to end",
+        "",
+        "| `import particles` | first invocation (empty cache) | second invocation (warm cache) | without cache |",
+        "|---|---|---|---|",
+        f"| {t_import:.2f} s | {first:.2f} s | **{second:.2f} s** | {nocache:.2f} s |",
+    ]
+    return lines, {"startup_warm_s": second}
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--batch", type=int, default=256)
+    p.add_argument("--subset", type=int, default=16, help="trajectories the baselines run")
+    p.add_argument("--euler-h", type=float, default=0.01)
+    p.add_argument("--out", default=os.path.join(HERE, "RESULTS.md"))
+    args = p.parse_args(argv)
+
+    matmul_rate()
+    parts = [
+        ensemble(args.batch, args.subset, args.euler_h),
+        throughput([(2048, None), (2048, 512), (4096, None), (4096, 4096), (8192, None)]),
+        large_n(),
+        startup(),
+    ]
+    matmul_rate()
+    summary = {}
+    for _, s in parts:
+        summary.update(s)
+    load = os.getloadavg()
+    head = [
+        "# Benchmarks",
+        "",
+        f"`make bench` on {datetime.date.today().isoformat()}: {platform.machine()} "
+        f"{platform.processor() or ''}, {os.cpu_count()} cores, {jax.default_backend()} backend "
+        f"({jax.devices()[0].device_kind}), jax {jax.__version__}, load average at the end "
+        f"{load[0]:.1f} (the machine is shared: take ratios, not absolute times).",
+        "",
+        f"Matmul rate (jnp.dot, 2048 x 2048, float32): best {max(RATES) / 1e9:.0f} GFLOP/s, "
+        f"worst {min(RATES) / 1e9:.0f}, over {len(RATES)} measurements through the run; the "
+        "ensemble flop limit uses the best; each throughput figure uses the rate measured alongside it.",
+        "",
+        "| target | measured |",
+        "|---|---|",
+        f"| ensemble >= 20x faster than the scipy loop | {summary['ensemble_ratio_scipy']:.1f}x (float32), "
+        f"{summary['ensemble_ratio_scipy_f64']:.1f}x (float64) |",
+        f"| field >= 85% of matmul for n >= 2048 | min {summary['throughput_min_fraction']:.0%} "
+        "(automatic block size) |",
+        f"| n=32768, d=64 under 6 GB | {summary['large_n_peak_gb']:.2f} GB |",
+        f"| start-up under 3 s (warm cache) | {summary['startup_warm_s']:.2f} s |",
+        "",
+    ]
+    text = "\n".join(head + [line for lines, _ in parts for line in [*lines, ""]])
+    with open(args.out, "w") as f:
+        f.write(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()

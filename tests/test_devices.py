@@ -1,0 +1,34 @@
+"""The batch axis sharded over two (forced host) devices gives the one-device result."""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+SCRIPT = textwrap.dedent(
+    """
+    import jax, numpy as np
+    import particles
+    assert jax.local_device_count() == 2, jax.devices()
+    for batch in (3,):  # padded to 4 trajectories for two devices
+        x0 = particles.init.uniform_sphere(0, 8, 4, batch=batch, dtype=np.float64)
+        beta = np.linspace(1.0, 4.0, batch)
+        kw = dict(beta=beta, t1=2.0, ts=[1.0, 2.0], rtol=1e-8, atol=1e-8, dtype=np.float64)
+        sharded = particles.simulate(x0, "pre", **kw)
+        single = particles.simulate(x0, "pre", shard=False, **kw)
+        assert len(sharded.theta.sharding.device_set) == 2, sharded.theta.sharding
+        assert len(single.theta.sharding.device_set) == 1
+        assert sharded.theta.shape == single.theta.shape == (batch, 2, 8, 4)
+        assert sharded.stats["num_steps"] == single.stats["num_steps"]
+        np.testing.assert_array_equal(np.asarray(sharded.theta), np.asarray(single.theta))
+        np.testing.assert_array_equal(np.asarray(sharded.r), np.asarray(single.r))
+    print("identical")
+    """
+)
+
+
+def test_sharded_batch_equals_single_device():
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2", JAX_PLATFORMS="cpu")
+    out = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "identical" in out.stdout
