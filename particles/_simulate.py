@@ -201,7 +201,8 @@ def simulate(
     the saves they did not reach, and a :class:`SimulationWarning` is issued; a batch
     never raises for a failed solve, even when every trajectory fails.
     With USA attention, a ``beta`` whose weights e^{β⟨Qθ,Kθ⟩} overflow the dtype is
-    refused up front (ValueError). Negative ``beta`` (repulsive tokens) is supported.
+    refused up front (ValueError). Negative ``beta`` is supported: it weights far
+    tokens more, but the flow still collapses (E_β is maximal at consensus for all β ≠ 0).
     """
     scheme = get_scheme(scheme, **scheme_params)
     check_choice("attention", attention, ATTENTION_KINDS)
@@ -319,7 +320,10 @@ def simulate(
         # a trajectory with a NaN/inf save is marked, never silently returned; the saves
         # a failed trajectory did not reach (diffrax fills them with inf) become NaN
         finite = jnp.all(jnp.isfinite(lift), axis=(-1, -2)) & jnp.all(jnp.isfinite(r), axis=-1)
-        finite = np.all(np.asarray(finite), axis=0)
+        finite = np.asarray(finite)
+        if not retried:  # after a collapse stop, the saves not made are inf by design
+            finite = finite[np.isfinite(np.asarray(sol.ts))]
+        finite = np.all(finite, axis=0)
         if not retried:
             status = np.where(finite, STATUS_OK, STATUS_NONFINITE).astype(np.int8)
         status = np.where((status == STATUS_OK) & ~finite, STATUS_NONFINITE, status).astype(np.int8)

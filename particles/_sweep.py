@@ -230,6 +230,10 @@ def _open_store(out, cfg, chunk_size, num_units):
     manifest = os.path.join(out, MANIFEST)
     if os.path.exists(out) and not os.path.isdir(out):
         raise ValueError(f"out={out!r} exists and is not a sweep folder; choose another out")
+    if os.path.isdir(out):  # temporary files of a killed run are never part of the store
+        for name in os.listdir(out):
+            if name.startswith(TMP_PREFIX):
+                os.remove(os.path.join(out, name))
     if os.path.isfile(manifest):
         try:
             with open(manifest) as f:
@@ -248,9 +252,6 @@ def _open_store(out, cfg, chunk_size, num_units):
                 f"out={out!r} was written with chunk_size={stored['chunk_size']}; resume with that "
                 f"chunk size (or leave it unset), or {start_fresh}"
             )
-        for name in os.listdir(out):  # temporary files of a killed run: never part of the store
-            if name.startswith(TMP_PREFIX):
-                os.remove(os.path.join(out, name))
         return stored["chunk_size"]
     if os.path.isdir(out) and os.listdir(out):
         raise ValueError(
