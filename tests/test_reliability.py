@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import xarray as xr
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import particles
@@ -397,6 +397,8 @@ def _one_result_or_one_line(argv, capsys):
 
 @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
 @given(argv=st.one_of(SIMULATE, FIGURE, DEMO))
+@example(argv=["figure", "phase_diagram", "--tiny"])  # listed, not yet implemented
+@example(argv=["simulate", "--n", "3", "--d", "2", "--t1", "0.5", "--attention", "usa", "--beta", "1e3"])
 def test_cli_fuzz_simulate_figure_demo(argv, capsys, tmp_path):
     if argv[0] == "figure" and "--out-dir" not in argv:
         argv = argv + ["--out-dir", str(tmp_path / "fig")]
