@@ -197,8 +197,8 @@ def simulate(
     non-finite) raises :class:`SimulationError`. In a batch the others are kept: when
     the batched solve fails, each trajectory is solved again on its own (with its own
     ``max_steps``, no collapse stop), and those that fail again are marked in
-    ``traj.status`` (1 non-finite, 2 step budget; see :class:`Trajectory`) with NaN at
-    the saves they did not reach, and a :class:`SimulationWarning` is issued; a batch
+    ``traj.status`` (1 non-finite state or a radius ≤ 0, 2 step budget; see
+    :class:`Trajectory`) with NaN at the saves they did not validly reach, and a :class:`SimulationWarning` is issued; a batch
     never raises for a failed solve, even when every trajectory fails.
     With USA attention, a ``beta`` whose weights e^{β⟨Qθ,Kθ⟩} overflow the dtype is
     refused up front (ValueError). Negative ``beta`` is supported: it weights far
@@ -317,10 +317,11 @@ def simulate(
                 f"the solve failed before t1={t1} ({sol.result}); the state may have become "
                 "non-finite: lower beta, tighten rtol, or shorten t1"
             )
-        # a trajectory with a NaN/inf save is marked, never silently returned; the saves
-        # a failed trajectory did not reach (diffrax fills them with inf) become NaN
-        finite = jnp.all(jnp.isfinite(lift), axis=(-1, -2)) & jnp.all(jnp.isfinite(r), axis=-1)
-        finite = np.asarray(finite)
+        # a save with NaN/inf, or a radius r ≤ 0 (the polar form x = rθ broke down: pre at a
+        # token whose radius shrinks to 0 in finite time), marks its trajectory failed; such
+        # saves, and those a failed trajectory did not reach (diffrax: inf), become NaN
+        valid = jnp.all(jnp.isfinite(lift), axis=-1) & jnp.isfinite(r) & (r > 0)  # (T, *batch, n)
+        finite = np.asarray(jnp.all(valid, axis=-1))
         if not retried:  # after a collapse stop, the saves not made are inf by design
             finite = finite[np.isfinite(np.asarray(sol.ts))]
         finite = np.all(finite, axis=0)
@@ -329,12 +330,13 @@ def simulate(
         status = np.where((status == STATUS_OK) & ~finite, STATUS_NONFINITE, status).astype(np.int8)
         if not batch and status != STATUS_OK:
             raise SimulationError(
-                f"the state became non-finite before t1={t1}: lower beta, shorten t1, or use "
-                "adaptive steps (no step_size)"
+                f"the state became non-finite (or a radius reached 0) before t1={t1}: lower beta, "
+                "shorten t1, or use adaptive steps (no step_size)"
             )
         if np.any(status != STATUS_OK):
-            lift = jnp.where(jnp.isfinite(lift), lift, jnp.nan)
-            r = jnp.where(jnp.isfinite(r), r, jnp.nan)
+            bad = ~jnp.all(valid, axis=-1)[..., None]  # (T, *batch, 1): the whole save
+            lift = jnp.where(bad[..., None], jnp.nan, lift)
+            r = jnp.where(bad, jnp.nan, r)
             warnings.warn(
                 f"{np.sum(status != STATUS_OK)} of {status.size} trajectories failed before t1={t1}; "
                 "they are marked in traj.status (1 non-finite, 2 max_steps) and NaN where not reached",

@@ -12,7 +12,7 @@ from jaxtyping import Array, Float, Int
 
 # Per-trajectory status codes (``Trajectory.status``, the ``status`` variable on disk).
 STATUS_OK = 0
-STATUS_NONFINITE = 1  # the state became NaN/inf, or the solver failed otherwise
+STATUS_NONFINITE = 1  # the state became NaN/inf or a radius reached 0, or the solver failed otherwise
 STATUS_MAX_STEPS = 2  # the step budget ran out before t1 (also how a blow-up ends)
 STATUS_MEANINGS = "ok nonfinite max_steps"
 
@@ -24,7 +24,8 @@ class Trajectory:
     and ``config`` the full configuration that produced it.
 
     ``status`` (batch shape, default all zero) marks failed trajectories of a batch:
-    0 ok, 1 non-finite state or other solver failure, 2 step budget spent before t1.
+    0 ok, 1 non-finite state, a radius r ≤ 0 (a token of pre shrunk to the origin in
+    finite time) or another solver failure, 2 step budget spent before t1.
     A failed trajectory keeps the saves it reached; the saves it did not reach are NaN.
     """
 
