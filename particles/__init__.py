@@ -11,6 +11,7 @@ from . import init as init
 from . import schemes as schemes
 from ._attention import Attention as Attention
 from ._simulate import SimulationError as SimulationError
+from ._simulate import SimulationWarning as SimulationWarning
 from ._simulate import simulate as simulate
 from ._sweep import open_sweep as open_sweep
 from ._sweep import sweep as sweep

@@ -2,6 +2,7 @@
 
 import contextlib
 import time
+import warnings
 
 import diffrax
 import equinox as eqx
@@ -14,7 +15,7 @@ from ._attention import ATTENTION_KINDS, HEAD_REDUCTIONS, Attention
 from ._devices import batch_sharding, shard_batch
 from ._solver import UnrolledTsit5
 from ._sphere import normalize, safe_norm
-from ._trajectory import Trajectory
+from ._trajectory import STATUS_MAX_STEPS, STATUS_NONFINITE, STATUS_OK, Trajectory
 from ._validate import check_choice, check_finite_array, check_float, check_int
 from .analysis import min_cosine
 from .schemes import get_scheme
@@ -22,6 +23,10 @@ from .schemes import get_scheme
 
 class SimulationError(RuntimeError):
     """The solver did not reach t1 (step budget spent or the state blew up)."""
+
+
+class SimulationWarning(RuntimeWarning):
+    """Some trajectories of a batch failed; ``Trajectory.status`` marks them."""
 
 
 class _PerTrajectoryRMS(eqx.Module):
@@ -98,6 +103,53 @@ def _weights(name, w, d):
     return jnp.asarray(w.reshape((1,) * (4 - w.ndim) + w.shape))
 
 
+def _check_logit_range(att, beta, x, scheme, dtype):
+    """Refuse a beta whose logits β⟨Q θ_i, K θ_j⟩ overflow the dtype: e^{logit} for USA
+    (float32 overflows at 88.7, float64 at 709.8), the logit itself for softmax (which
+    subtracts the row max, so any finite logit is safe). The bound |β|·max‖Q‖‖K‖ is
+    exact for sphere-attending schemes; schemes that attend to the tokens x = rθ get
+    max|x_0|² in it, a bound at t0 only (a later blow-up ends as a failed trajectory)."""
+    scale = 1.0
+    if not att.identity_weights:
+        eye = np.eye(x.shape[-1])
+        q, k = (
+            np.linalg.norm(eye if w is None else np.asarray(w, float), ord=2, axis=(-2, -1))
+            for w in (att.Q, att.K)
+        )
+        scale = float(np.max(q * k))
+    if scheme.attends_to_tokens:
+        scale *= float(np.max(np.sum(np.asarray(x, float) ** 2, axis=-1)))
+    bound = float(np.max(np.abs(beta), initial=0.0)) * scale
+    big = float(np.finfo(dtype).max)
+    limit = float(np.log(big)) if att.kind == "usa" else big / 2
+    if bound > limit:
+        what = f"exp({bound:.4g}) overflows" if att.kind == "usa" else f"logits up to {bound:.3g} overflow"
+        raise ValueError(
+            f"attention={att.kind!r} with |beta|={np.max(np.abs(beta)):g}: {what} {np.dtype(dtype).name} "
+            f"(largest logit allowed {limit:.4g}); lower |beta|, use float64, or softmax attention"
+        )
+
+
+def _retry_each(y0, att, solve):
+    """Solve every trajectory of a failed batch on its own (its own step budget):
+    (lift, r, status, num_steps) with the batch axes first."""
+    batch = att.beta.shape
+    lifts, rs, status, steps = [], [], [], 0
+    for idx in np.ndindex(*batch):
+        sol = solve((y0[0][idx], y0[1][idx]), eqx.tree_at(lambda a: a.beta, att, att.beta[idx]))
+        lifts.append(sol.ys[0])
+        rs.append(sol.ys[1])
+        steps += int(sol.stats["num_steps"])
+        if sol.result == diffrax.RESULTS.successful:
+            status.append(STATUS_OK)
+        elif sol.result == diffrax.RESULTS.max_steps_reached:
+            status.append(STATUS_MAX_STEPS)
+        else:
+            status.append(STATUS_NONFINITE)
+    stack = lambda parts: jnp.reshape(jnp.stack(parts), (*batch, *parts[0].shape))
+    return stack(lifts), stack(rs), np.reshape(np.asarray(status, np.int8), batch), steps
+
+
 def simulate(
     x0,
     scheme,
@@ -151,6 +203,17 @@ def simulate(
     with several local devices (GPUs, or CPU devices from
     ``XLA_FLAGS=--xla_force_host_platform_device_count=N``) the leading batch axis is
     split across them; the results are those of one device.
+
+    Failures. A single trajectory that does not reach t1 (step budget spent, the state
+    non-finite) raises :class:`SimulationError`. In a batch the others are kept: when
+    the batched solve fails, each trajectory is solved again on its own (with its own
+    ``max_steps``, no collapse stop), and those that fail again are marked in
+    ``traj.status`` (1 non-finite state or a radius ≤ 0, 2 step budget; see
+    :class:`Trajectory`) with NaN at the saves they did not validly reach, and a :class:`SimulationWarning` is issued; a batch
+    never raises for a failed solve, even when every trajectory fails.
+    With USA attention, a ``beta`` whose weights e^{β⟨Qθ,Kθ⟩} overflow the dtype is
+    refused up front (ValueError). Negative ``beta`` is supported: it weights far
+    tokens more, but the flow still collapses (E_β is maximal at consensus for all β ≠ 0).
     """
     scheme = get_scheme(scheme, **scheme_params)
     check_choice("attention", attention, ATTENTION_KINDS)
@@ -220,6 +283,7 @@ def simulate(
             block_size=block_size,
         )
         x = jnp.broadcast_to(jnp.asarray(x0_np, dtype), (*batch, n, d))
+        _check_logit_range(att, beta_np, x0_np, scheme, dtype)
         theta0 = normalize(x)
         r0 = jnp.ones(x.shape[:-1], dtype) if scheme.sphere_bound else safe_norm(x)
         jumps = sorted(set(att.layer_jumps(t0, t1)) | {t for t in scheme.jump_times() if t0 < t < t1})
@@ -232,25 +296,37 @@ def simulate(
             att = eqx.tree_at(lambda a: a.beta, att, beta_b)
 
         start = time.perf_counter()
-        sol = _solve(
-            (theta0, r0),
-            att,
-            scheme,
-            solver,
-            ts_arr,
-            jnp.asarray(t0, dtype),
-            jnp.asarray(t1, dtype),
-            jnp.asarray(rtol, dtype),
-            jnp.asarray(atol, dtype),
-            None if step_size is None else jnp.asarray(step_size, dtype),
-            jumps,
-            max_steps,
-            bool(progress),
-            None if stop_at_collapse is None else jnp.asarray(1 - stop_at_collapse, dtype),
-        )
+
+        def solve(y0, att, level=None):
+            return _solve(
+                y0,
+                att,
+                scheme,
+                solver,
+                ts_arr,
+                jnp.asarray(t0, dtype),
+                jnp.asarray(t1, dtype),
+                jnp.asarray(rtol, dtype),
+                jnp.asarray(atol, dtype),
+                None if step_size is None else jnp.asarray(step_size, dtype),
+                jumps,
+                max_steps,
+                bool(progress),
+                level,
+            )
+
+        level = None if stop_at_collapse is None else jnp.asarray(1 - stop_at_collapse, dtype)
+        sol = solve((theta0, r0), att, level)
         lift, r = jax.block_until_ready(sol.ys)
+        ok = sol.result in (diffrax.RESULTS.successful, diffrax.RESULTS.event_occurred)
+        num_steps = int(sol.stats["num_steps"])
+        retried = not ok and bool(batch)
+        if retried:
+            lift, r, status, retry_steps = _retry_each((theta0, r0), att, solve)
+            lift, r = jnp.moveaxis(lift, len(batch), 0), jnp.moveaxis(r, len(batch), 0)
+            num_steps += retry_steps
         wall = time.perf_counter() - start
-        if sol.result not in (diffrax.RESULTS.successful, diffrax.RESULTS.event_occurred):
+        if not ok and not batch:
             reached = float(jnp.max(jnp.where(jnp.isfinite(sol.ts), sol.ts, -jnp.inf)))
             if sol.result == diffrax.RESULTS.max_steps_reached:
                 raise SimulationError(
@@ -262,10 +338,40 @@ def simulate(
                 "non-finite: lower beta, tighten rtol, or shorten t1"
             )
         if size is not None:
-            lift, r = lift[:, :size], r[:, :size]
+            lift, r = lift[:, :size], r[:, :size]  # drop the padding copies
+            if retried:
+                status = status[:size]
+        # a save with NaN/inf, or a radius r ≤ 0 (the polar form x = rθ broke down: pre at a
+        # token whose radius shrinks to 0 in finite time), marks its trajectory failed; such
+        # saves, and those a failed trajectory did not reach (diffrax: inf), become NaN
+        valid = jnp.all(jnp.isfinite(lift), axis=-1) & jnp.isfinite(r) & (r > 0)  # (T, *batch, n)
+        finite = np.asarray(jnp.all(valid, axis=-1))
+        if not retried:  # after a collapse stop, the saves not made are inf by design
+            finite = finite[np.isfinite(np.asarray(sol.ts))]
+        finite = np.all(finite, axis=0)
+        if not retried:
+            status = np.where(finite, STATUS_OK, STATUS_NONFINITE).astype(np.int8)
+        status = np.where((status == STATUS_OK) & ~finite, STATUS_NONFINITE, status).astype(np.int8)
+        if not batch and status != STATUS_OK:
+            raise SimulationError(
+                f"the state became non-finite (or a radius reached 0) before t1={t1}: lower beta, "
+                "shorten t1, or use adaptive steps (no step_size)"
+            )
+        if np.any(status != STATUS_OK):
+            bad = ~jnp.all(valid, axis=-1)[..., None]  # (T, *batch, 1): the whole save
+            lift = jnp.where(bad[..., None], jnp.nan, lift)
+            r = jnp.where(bad, jnp.nan, r)
+            warnings.warn(
+                f"{np.sum(status != STATUS_OK)} of {status.size} trajectories failed before t1={t1}; "
+                "they are marked in traj.status (1 non-finite, 2 max_steps) and NaN where not reached",
+                SimulationWarning,
+                stacklevel=2,
+            )
         ts_out = ts_arr
         stop = {}
-        if stop_at_collapse is not None:
+        if retried and stop_at_collapse is not None:  # the retries ran to t1
+            stop = {"t_stop": t1, "collapsed": False, "stop_delta": stop_at_collapse}
+        elif stop_at_collapse is not None:
             # sol.ts: the saves at ts up to the stop, then the end time, then inf.
             done = np.flatnonzero(np.isfinite(np.asarray(sol.ts)))
             t_stop, collapsed = float(sol.ts[done[-1]]), bool(sol.event_mask)
@@ -276,10 +382,11 @@ def simulate(
         theta = jnp.moveaxis(normalize(lift), 0, -3)
         r = jnp.moveaxis(r, 0, -2)
         stats = {
-            "num_steps": int(sol.stats["num_steps"]),
+            "num_steps": num_steps,
             "num_accepted": int(sol.stats["num_accepted_steps"]),
             "num_rejected": int(sol.stats["num_rejected_steps"]),
             "wall_time": wall,
+            "num_failed": int(np.sum(status != STATUS_OK)),
             **stop,
         }
         config = {
@@ -301,4 +408,4 @@ def simulate(
             "dtype": np.dtype(dtype).name,
             "stop_at_collapse": stop_at_collapse,
         }
-        return Trajectory(ts=ts_out, theta=theta, r=r, stats=stats, config=config)
+        return Trajectory(ts=ts_out, theta=theta, r=r, stats=stats, config=config, status=status)

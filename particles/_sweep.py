@@ -28,20 +28,20 @@ import itertools
 import json
 import math
 import os
-import tempfile
+import warnings
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from . import analysis, init
-from ._simulate import simulate
-from ._trajectory import write_atomic
+from ._simulate import SimulationWarning, simulate
+from ._trajectory import TMP_PREFIX, atomic_path, write_atomic
 from ._validate import check_choice, check_float, check_int
 from .schemes import SCHEMES, get_scheme
 
 MANIFEST = "manifest.json"
-FORMAT = "particles-sweep/1"
+FORMAT = "particles-sweep/2"  # 2: per-seed status variable
 INITS = ("uniform", "gaussian", "equiangular:RHO")
 
 
@@ -166,32 +166,38 @@ def _units(cfg):
 
 
 def _solve_unit(cfg, unit):
-    """One simulate call for a unit: observables (seed, time), NaN after a stop;
-    collapse times (seed); the stop time."""
+    """One simulate call for a unit: observables (seed, time), NaN after a stop and
+    where a failed seed has no state; collapse times (seed), NaN for a failed seed; the
+    seeds' status (0 ok, see :class:`particles.Trajectory`); the stop time."""
     scheme, params, n, d, beta = unit
     dtype = jnp.dtype(cfg["dtype"])
     seeds, ts = cfg["axes"]["seed"]["values"], np.asarray(cfg["ts"])
     x0 = jnp.stack([_initial(cfg["init"], s, n, d, dtype) for s in seeds])
     delta = cfg["delta"]
-    traj = simulate(
-        x0,
-        get_scheme(scheme, **dict(params)),
-        beta=beta,
-        t0=cfg["t0"],
-        t1=cfg["t1"],
-        ts=ts,
-        dtype=dtype,
-        stop_at_collapse=delta if cfg["stop_at_collapse"] else None,
-        **cfg["solve"],
-    )
+    with warnings.catch_warnings():  # failed seeds are recorded in the status variable
+        warnings.simplefilter("ignore", SimulationWarning)
+        traj = simulate(
+            x0,
+            get_scheme(scheme, **dict(params)),
+            beta=beta,
+            t0=cfg["t0"],
+            t1=cfg["t1"],
+            ts=ts,
+            dtype=dtype,
+            stop_at_collapse=delta if cfg["stop_at_collapse"] else None,
+            **cfg["solve"],
+        )
     k = len(traj.ts) - 1 if traj.stats.get("collapsed") else len(ts)
     values = analysis.observe(cfg["observables"], traj.theta[:, :k], traj.r[:, :k], beta, delta)
+    missing = np.isnan(np.asarray(traj.r[:, :k])).any(axis=-1)  # saves a failed seed did not reach
     out = {}
     for name, v in values.items():
         full = np.full((len(seeds), len(ts)), np.nan, dtype=dtype)
-        full[:, :k] = np.asarray(v)
+        full[:, :k] = np.where(missing, np.nan, np.asarray(v))
         out[name] = full
-    out["collapse_time"] = np.asarray(analysis.collapse_time(traj, delta), dtype=dtype)
+    failed = traj.status != 0
+    out["collapse_time"] = np.where(failed, np.nan, analysis.collapse_time(traj, delta)).astype(dtype)
+    out["status"] = traj.status
     out["t_stop"] = np.asarray(traj.stats.get("t_stop", cfg["t1"]), dtype=dtype)
     return out
 
@@ -217,15 +223,8 @@ def _chunk_path(out, k):
 
 
 def _write_json_atomic(obj, path):
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), prefix=".tmp-", suffix=".json")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=1)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    with atomic_path(path, ".json") as tmp, open(tmp, "w") as f:
+        json.dump(obj, f, indent=1)
 
 
 def _open_store(out, cfg, chunk_size, num_units):
@@ -235,6 +234,10 @@ def _open_store(out, cfg, chunk_size, num_units):
     manifest = os.path.join(out, MANIFEST)
     if os.path.exists(out) and not os.path.isdir(out):
         raise ValueError(f"out={out!r} exists and is not a sweep folder; choose another out")
+    if os.path.isdir(out):  # temporary files of a killed run are never part of the store
+        for name in os.listdir(out):
+            if name.startswith(TMP_PREFIX):
+                os.remove(os.path.join(out, name))
     if os.path.isfile(manifest):
         try:
             with open(manifest) as f:

@@ -1,5 +1,6 @@
 """The result of a simulation, and its labelled (xarray / NetCDF) form."""
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -7,20 +8,37 @@ import tempfile
 
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, Float
+from jaxtyping import Array, Float, Int
+
+# Per-trajectory status codes (``Trajectory.status``, the ``status`` variable on disk).
+STATUS_OK = 0
+STATUS_NONFINITE = 1  # the state became NaN/inf or a radius reached 0, or the solver failed otherwise
+STATUS_MAX_STEPS = 2  # the step budget ran out before t1 (also how a blow-up ends)
+STATUS_MEANINGS = "ok nonfinite max_steps"
 
 
 @dataclasses.dataclass(frozen=True)
 class Trajectory:
     """Tokens saved at times ``ts``: directions ``theta`` (..., T, n, d) on the sphere
     and radii ``r`` (..., T, n); ``x = r θ``. ``stats`` holds the solver's step counts
-    and ``config`` the full configuration that produced it."""
+    and ``config`` the full configuration that produced it.
+
+    ``status`` (batch shape, default all zero) marks failed trajectories of a batch:
+    0 ok, 1 non-finite state, a radius r ≤ 0 (a token of pre shrunk to the origin in
+    finite time) or another solver failure, 2 step budget spent before t1.
+    A failed trajectory keeps the saves it reached; the saves it did not reach are NaN.
+    """
 
     ts: Float[Array, " T"]
     theta: Float[Array, "*batch T n d"]
     r: Float[Array, "*batch T n"]
     stats: dict
     config: dict
+    status: Int[np.ndarray, "*batch"] | None = None
+
+    def __post_init__(self):
+        status = np.zeros(self.theta.shape[:-3], np.int8) if self.status is None else self.status
+        object.__setattr__(self, "status", np.asarray(status, np.int8).reshape(self.theta.shape[:-3]))
 
     @property
     def x(self) -> Float[Array, "*batch T n d"]:
@@ -51,6 +69,7 @@ class Trajectory:
         }
         beta = np.broadcast_to(np.asarray(self.config.get("beta", np.nan), dtype=theta.dtype), batch)
         data["beta"] = (lead, beta.reshape(shape) if batch else beta)
+        data["status"] = (lead, self.status.reshape(shape) if batch else self.status)
         attrs = {
             "particles_version": __version__,
             "config": json.dumps(self.config),
@@ -60,28 +79,42 @@ class Trajectory:
         for key, value in self.config.items():
             if isinstance(value, (str, int, float)) and not isinstance(value, bool):
                 attrs[key] = value
-        return xr.Dataset(data, coords={"time": np.asarray(self.ts)}, attrs=attrs)
+        ds = xr.Dataset(data, coords={"time": np.asarray(self.ts)}, attrs=attrs)
+        ds["status"].attrs.update(flag_values=[0, 1, 2], flag_meanings=STATUS_MEANINGS)
+        return ds
 
     def save(self, path) -> None:
         """Write NetCDF (h5netcdf engine); the file appears complete or not at all."""
         write_atomic(self.to_xarray(), path)
 
 
-def write_atomic(dataset, path) -> None:
-    """Write ``dataset`` to ``path`` via a temporary file in the same folder and a rename."""
+TMP_PREFIX = ".tmp-"
+
+
+@contextlib.contextmanager
+def atomic_path(path, suffix=""):
+    """Yield a temporary path in the folder of ``path``; on success rename it onto
+    ``path`` (atomic on POSIX), on any error remove it. Every file the library writes
+    goes through here, so ``path`` holds the previous complete file or the new one,
+    never a partial one (a SIGKILL may leave a stray ``.tmp-*`` file beside it)."""
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise ValueError(f"out={path!r}: folder {folder!r} does not exist")
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".nc")
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=TMP_PREFIX, suffix=suffix)
     os.close(fd)
     try:
-        dataset.to_netcdf(tmp, engine="h5netcdf")
+        yield tmp
         os.replace(tmp, path)
-    except BaseException:
+    finally:
         if os.path.exists(tmp):
             os.remove(tmp)
-        raise
+
+
+def write_atomic(dataset, path) -> None:
+    """Write ``dataset`` to ``path`` as NetCDF via a temporary file and a rename."""
+    with atomic_path(path, ".nc") as tmp:
+        dataset.to_netcdf(tmp, engine="h5netcdf")
 
 
 def load(path) -> Trajectory:
@@ -102,4 +135,5 @@ def load(path) -> Trajectory:
         r=jnp.asarray(ds["r"].values.reshape(*batch, T, n)),
         stats=json.loads(ds.attrs["stats"]),
         config=json.loads(ds.attrs["config"]),
+        status=ds["status"].values.reshape(batch) if "status" in ds else None,
     )

@@ -222,6 +222,11 @@ def _run_sweep(args):
         print(f"resumed {args.out}: {ds.attrs['chunks_resumed']} chunks were already on disk")
     dims = ", ".join(f"{k}={v}" for k, v in ds.sizes.items())
     print(f"wrote {args.out}: {', '.join(ds.data_vars)} over {dims}")
+    failed = int((ds["status"] != 0).sum())
+    note = (
+        " (marked in the status variable: 1 non-finite, 2 max_steps; their values are NaN)" if failed else ""
+    )
+    print(f"failed trajectories: {failed} of {ds['status'].size}{note}")
 
 
 def _figure_parser(sub):
@@ -278,6 +283,9 @@ def main(argv=None) -> int:
     try:
         args.run(args)
     except ValueError as e:
+        print(f"particles {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # a folder that cannot be created or written
         print(f"particles {args.command}: error: {e}", file=sys.stderr)
         return 2
     except SimulationError as e:

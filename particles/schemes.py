@@ -73,7 +73,9 @@ class AbstractSpeedScheme(AbstractScheme):
         a = jnp.sum(theta * A, axis=-1)
         A_norm = safe_norm(A)
         s = jnp.broadcast_to(self.speed(t, r, a, A_norm), a.shape)
-        dtheta = tangent_projection(theta, A) / s[..., None]
+        # s = 0 only where A = 0 (ngpt, peri): no attention, no motion (not 0/0 = NaN).
+        moving = (s != 0)[..., None]
+        dtheta = jnp.where(moving, tangent_projection(theta, A) / jnp.where(moving, s[..., None], 1), 0)
         return dtheta, jnp.broadcast_to(self.radial_rate(t, r, a, A_norm), a.shape)
 
 
@@ -128,7 +130,7 @@ class Peri(AbstractSpeedScheme):
         return r * A_norm
 
     def radial_rate(self, t, r, a, A_norm):
-        return a / A_norm
+        return a / jnp.where(A_norm > 0, A_norm, 1)  # a = 0 where A = 0
 
 
 class Mix(AbstractSpeedScheme):

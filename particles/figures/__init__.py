@@ -26,5 +26,10 @@ def run(name: str, out_dir: str = "figures", size: str = "quick") -> list[str]:
 
     check_choice("figure", name, FIGURES)
     check_choice("size", size, SIZES)
-    module = importlib.import_module(f"{__name__}.{name}")
+    try:
+        module = importlib.import_module(f"{__name__}.{name}")
+    except ModuleNotFoundError as e:
+        if e.name != f"{__name__}.{name}":
+            raise
+        raise ValueError(f"figure {name!r} is not implemented yet") from None
     return module.run(out_dir, size)
