@@ -80,14 +80,11 @@ def _run_simulate(args):
     dtype = jnp.float64 if args.x64 else jnp.float32
     params = {k: v for k, v in (("tau", args.tau), ("alpha", args.alpha)) if v is not None}
     x0 = _initial_tokens(args, particles.init, dtype)
+    ts = None
     if args.save_every is not None:
-        if not args.save_every > 0:
-            raise ValueError(f"--save-every {args.save_every} must be positive")
-        if args.t1 <= args.t0:
-            raise ValueError(f"t1={args.t1!r} must be greater than t0={args.t0!r}")
-        ts = np.append(np.arange(args.t0, args.t1, args.save_every), args.t1)
-    else:
-        ts = None
+        from ._sweep import save_times
+
+        ts = save_times(args.t0, args.t1, save_every=args.save_every)
     if args.out is not None:
         folder = os.path.dirname(os.path.abspath(args.out))
         if not os.path.isdir(folder):

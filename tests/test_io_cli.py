@@ -88,7 +88,7 @@ def _exit_code(argv):
         (["simulate", "--attention", "linear"], "attention"),
         (["simulate", "--init", "nothere.npy"], "does not exist"),
         (["simulate", "--init", "equiangular:x"], "RHO"),
-        (["simulate", "--save-every", "0"], "save-every"),
+        (["simulate", "--save-every", "0"], "save_every"),
         (["simulate", "--n", "abc"], "invalid int"),
         (["simulate", "--out", "/no/such/folder/run.nc"], "does not exist"),
         (["frobnicate"], "invalid choice"),
