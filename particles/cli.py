@@ -233,6 +233,9 @@ def _figure_parser(sub):
     p.add_argument("name", choices=FIGURES, help="which figure")
     size = p.add_mutually_exclusive_group()
     size.add_argument(
+        "--quick", dest="size", action="store_const", const="quick", help="minutes on 2 CPU cores (default)"
+    )
+    size.add_argument(
         "--full", dest="size", action="store_const", const="full", help="published resolution (GPU)"
     )
     size.add_argument("--tiny", dest="size", action="store_const", const="tiny", help="seconds; a smoke test")
