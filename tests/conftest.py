@@ -1,6 +1,7 @@
 import os
 
 import jax
+import pytest
 from hypothesis import settings
 
 # Tests run in float64 with strict dtype promotion (as diffrax's test suite does);
@@ -13,3 +14,9 @@ jax.config.update("jax_numpy_dtype_promotion", "strict")
 settings.register_profile("ci", derandomize=True, database=None)
 if os.environ.get("CI"):
     settings.load_profile("ci")
+
+
+@pytest.fixture
+def getkey():
+    keys = iter(jax.random.split(jax.random.key(0), 1000))
+    return lambda: next(keys)
