@@ -42,7 +42,6 @@ from .schemes import SCHEMES, get_scheme
 
 MANIFEST = "manifest.json"
 FORMAT = "particles-sweep/2"  # 2: per-seed status variable
-INITS = ("uniform", "gaussian", "equiangular:RHO")
 
 
 def _axis(name, value, convert):
@@ -64,23 +63,6 @@ def _scheme_name(name, value):
     if not isinstance(value, str) or value not in SCHEMES:
         raise ValueError(f"{name}={value!r} is not one of: {', '.join(SCHEMES)}")
     return value
-
-
-def _initial(spec, seed, n, d, dtype):
-    if spec == "uniform":
-        return init.uniform_sphere(seed, n, d, dtype=dtype)
-    if spec == "gaussian":
-        return init.gaussian(seed, n, d, dtype=dtype)
-    return init.equiangular(n, d, float(spec.split(":", 1)[1]), dtype=dtype)
-
-
-def _check_init(spec):
-    if spec in ("uniform", "gaussian"):
-        return spec
-    if isinstance(spec, str) and spec.startswith("equiangular:"):
-        check_float("equiangular RHO", spec.split(":", 1)[1])
-        return spec
-    raise ValueError(f"init={spec!r} is not one of: {', '.join(INITS)}")
 
 
 def save_times(t0, t1, save_every=None, ts=None) -> np.ndarray:
@@ -126,7 +108,7 @@ def _config(**kw):
     cfg.update(t0=t0, t1=t1, ts=ts.tolist())
     cfg["observables"] = list(analysis.check_observables(kw["observables"]))
     delta = check_float("delta", kw["delta"], positive=True)
-    cfg.update(delta=delta, stop_at_collapse=bool(kw["stop_at_collapse"]), init=_check_init(kw["init"]))
+    cfg.update(delta=delta, stop_at_collapse=bool(kw["stop_at_collapse"]), init=init.check_spec(kw["init"]))
     dtype = np.dtype(kw["dtype"] if kw["dtype"] is not None else jnp.zeros(()).dtype)
     if dtype not in (np.float32, np.float64):
         raise ValueError(f"dtype={dtype} must be float32 or float64")
@@ -172,7 +154,7 @@ def _solve_unit(cfg, unit):
     scheme, params, n, d, beta = unit
     dtype = jnp.dtype(cfg["dtype"])
     seeds, ts = cfg["axes"]["seed"]["values"], np.asarray(cfg["ts"])
-    x0 = jnp.stack([_initial(cfg["init"], s, n, d, dtype) for s in seeds])
+    x0 = jnp.stack([init.from_spec(cfg["init"], s, n, d, dtype) for s in seeds])
     delta = cfg["delta"]
     with warnings.catch_warnings():  # failed seeds are recorded in the status variable
         warnings.simplefilter("ignore", SimulationWarning)

@@ -59,17 +59,7 @@ def _initial_tokens(args, init, dtype):
         return x0
     n = 32 if args.n is None else args.n
     d = 64 if args.d is None else args.d
-    if spec == "uniform":
-        return init.uniform_sphere(args.seed, n, d, dtype=dtype)
-    if spec == "gaussian":
-        return init.gaussian(args.seed, n, d, dtype=dtype)
-    if spec.startswith("equiangular:"):
-        try:
-            rho = float(spec.split(":", 1)[1])
-        except ValueError:
-            raise ValueError(f"--init {spec!r}: RHO must be a number") from None
-        return init.equiangular(n, d, rho, dtype=dtype)
-    raise ValueError(f"--init {spec!r} is not one of: {INIT_HELP}")
+    return init.from_spec(spec, args.seed, n, d, dtype=dtype, name="--init")
 
 
 def _run_simulate(args):

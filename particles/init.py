@@ -75,3 +75,31 @@ def clusters(
     centres = normalize(jax.random.normal(kc, (*shape[:-2], k, d), dtype))
     members = jnp.take(centres, jnp.arange(n) % k, axis=-2)
     return normalize(members + spread * jax.random.normal(kn, shape, dtype))
+
+
+SPECS = ("uniform", "gaussian", "equiangular:RHO")
+
+
+def check_spec(spec, name: str = "init") -> str:
+    """Validate a named initial condition: "uniform", "gaussian" or "equiangular:RHO";
+    errors name the argument ``name``."""
+    if spec in ("uniform", "gaussian"):
+        return spec
+    if isinstance(spec, str) and spec.startswith("equiangular:"):
+        try:
+            float(spec.split(":", 1)[1])
+        except ValueError:
+            raise ValueError(f"{name}={spec!r}: RHO must be a number") from None
+        return spec
+    raise ValueError(f"{name}={spec!r} is not one of: {', '.join(SPECS)}")
+
+
+def from_spec(spec: str, key, n: int, d: int, dtype=None, name: str = "init") -> Float[Array, "n d"]:
+    """Tokens from a named initial condition (see :func:`check_spec`); ``key`` seeds
+    the random ones and is ignored by the equiangular start."""
+    check_spec(spec, name)
+    if spec == "uniform":
+        return uniform_sphere(key, n, d, dtype=dtype)
+    if spec == "gaussian":
+        return gaussian(key, n, d, dtype=dtype)
+    return equiangular(n, d, float(spec.split(":", 1)[1]), dtype=dtype)
