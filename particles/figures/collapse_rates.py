@@ -23,8 +23,7 @@ import xarray as xr
 
 import particles
 
-from ._common import pyplot, scheme_color, write_outputs
-from ._store import sweep_store
+from ._common import pyplot, scheme_color, sweep_store, write_outputs
 
 SCHEMES = ("post", "ngpt", "sqrt", "mix", "pre", "peri", "spannorm")
 DELTA = 1e-3

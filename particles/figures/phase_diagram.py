@@ -17,8 +17,7 @@ import xarray as xr
 
 import particles
 
-from ._common import pyplot, write_outputs
-from ._store import sweep_store
+from ._common import pyplot, sweep_store, write_outputs
 
 N = 32
 DELTA = 1e-3
