@@ -3,12 +3,13 @@
 One process, side by side on the same machine, so that the figures are ratios taken
 under the same conditions. Writes benchmarks/RESULTS.md and prints it.
 
-(a) Ensemble: 256 SA (post) trajectories, n=32, d=128, beta=4, T=30, rtol=atol=1e-6,
-    i.i.d. uniform tokens. `particles.simulate` on the whole batch (float32) against
-    per-trajectory scipy `solve_ivp` RK45 on a vectorised numpy field (float64, the
-    same tolerances) and a naive Euler-and-renormalise loop (the post-LN layer map
-    x <- N(x + h A(x)), fixed h, numpy, vectorised over the batch). The baselines run
-    on a subset and are scaled linearly to 256. Every answer is checked against a
+(a) Ensemble: 256 SA (post) trajectories, n=32, d=128, beta=4, T=30, i.i.d. uniform
+    tokens. `particles.simulate` on the whole batch (float32 and float64, rtol=atol=1e-6,
+    and float64 at 1e-7; in the span of the tokens and in R^d) against per-trajectory
+    scipy `solve_ivp` RK45 on a vectorised numpy field (float64, rtol=atol=1e-6, every
+    trajectory) and a naive Euler-and-renormalise loop (the post-LN layer map
+    x <- N(x + h A(x)), fixed h, numpy, vectorised over the batch, on a subset scaled
+    linearly to 256). Every answer is checked, trajectory by trajectory, against a
     float64 `particles.simulate` at rtol=atol=1e-10.
 (b) Field throughput for large n (d=128) as a fraction of the jnp.dot rate.
 (c) n=32768, d=64: one Tsit5 step in a subprocess, peak resident memory (ru_maxrss).
@@ -87,109 +88,129 @@ def euler_renormalise(x, beta, t1, h):
     return x
 
 
-def direction_error(theta, reference):
-    """Largest distance between a token's direction and its reference, over all."""
+def trajectory_errors(theta, reference):
+    """Per trajectory: the largest distance between a token's direction and its reference."""
     theta = theta / np.linalg.norm(theta, axis=-1, keepdims=True)
-    return float(np.max(np.linalg.norm(theta - reference, axis=-1)))
+    return np.max(np.linalg.norm(theta - reference, axis=-1), axis=-1)
 
 
-def ensemble(batch, subset, euler_h, n=32, d=128, beta=4.0, t1=30.0, tol=1e-6):
-    rows = []
-    x0 = np.asarray(particles.init.uniform_sphere(0, n, d, batch=batch, dtype=jnp.float64))
+def ensemble(batch, subset, euler_h, n=32, d=128, beta=4.0, t1=30.0, tol=1e-6, tight_tol=1e-7):
+    x0 = np.asarray(particles.init.uniform_sphere(0, n, d, batch=batch), np.float64)
     kw = dict(beta=beta, t1=t1, ts=[t1])
     start = time.perf_counter()
     ref = particles.simulate(x0, "post", rtol=1e-10, atol=1e-10, dtype=np.float64, **kw)
     ref_time = time.perf_counter() - start
     ref_theta = np.asarray(ref.theta[:, -1])
 
-    x32 = x0.astype(np.float32)
-    ours = lambda: particles.simulate(x32, "post", rtol=tol, atol=tol, **kw)
-    t_ours, rate = side_by_side(lambda: ours().theta, rounds=3)
-    traj = ours()
-    steps = traj.stats["num_steps"]
-    evals = 6 * steps + 1  # Tsit5: 6 new stages per step (first same as last)
-    flops = evals * batch * 4 * n * n * d
-    err_ours = direction_error(np.asarray(traj.theta[:, -1], np.float64), ref_theta)
-    single = particles.simulate(x32[0], "post", rtol=tol, atol=tol, **kw)
-    ours64 = lambda: particles.simulate(x0, "post", rtol=tol, atol=tol, dtype=np.float64, **kw)
-    t_ours64 = best_time(lambda: ours64().theta)
-    traj64 = ours64()
-    err_ours64 = direction_error(np.asarray(traj64.theta[:, -1]), ref_theta)
-
+    # scipy on every trajectory: its per-trajectory errors are what "as accurate" means
     field = numpy_field(beta, n, d)
     start = time.perf_counter()
     nfev, scipy_final = 0, []
-    for b in range(subset):
+    for b in range(batch):
         sol = solve_ivp(field, (0.0, t1), x0[b].ravel(), method="RK45", rtol=tol, atol=tol, t_eval=[t1])
         assert sol.success, sol.message
         nfev += sol.nfev
         scipy_final.append(sol.y[:, -1].reshape(n, d))
-    t_scipy = (time.perf_counter() - start) * batch / subset
-    err_scipy = direction_error(np.array(scipy_final), ref_theta[:subset])
+    t_scipy = time.perf_counter() - start
+    err_scipy = trajectory_errors(np.array(scipy_final), ref_theta)
 
     start = time.perf_counter()
     euler = euler_renormalise(x0[:subset].copy(), beta, t1, euler_h)
     t_euler = (time.perf_counter() - start) * batch / subset
-    err_euler = direction_error(euler, ref_theta[:subset])
+    err_euler = trajectory_errors(euler, ref_theta[:subset])
 
-    rows.extend(
-        [
-            (
-                "particles.simulate, whole batch as one state (float32)",
-                t_ours,
-                1.0,
-                err_ours,
-                f"{steps} steps ({traj.stats['num_rejected']} rejected); one trajectory alone: "
-                f"{single.stats['num_steps']} steps",
-            ),
-            (
-                "particles.simulate, whole batch as one state (float64)",
-                t_ours64,
-                t_ours64 / t_ours,
-                err_ours64,
-                f"{traj64.stats['num_steps']} steps ({traj64.stats['num_rejected']} rejected)",
-            ),
-        ]
-    )
-    rows.append(
-        (
-            f"scipy solve_ivp RK45 per trajectory, numpy float64 ({subset} run, x{batch // subset})",
-            t_scipy,
-            t_scipy / t_ours,
-            err_scipy,
-            f"{nfev / subset:.0f} field evaluations per trajectory",
+    configs = [  # (label, dtype, tolerance, reduce_span)
+        ("float32, rtol=atol={tol:g}", np.float32, tol, True),
+        ("float32, rtol=atol={tol:g}, solved in R^d (reduce_span=False)", np.float32, tol, False),
+        ("float64, rtol=atol={tol:g}", np.float64, tol, True),
+        ("float64, rtol=atol={tol:g}, solved in R^d (reduce_span=False)", np.float64, tol, False),
+        ("float64, rtol=atol={tol:g}", np.float64, tight_tol, True),
+    ]
+    results = []
+    for label, dtype, rtol, reduce_span in configs:
+        run = lambda: particles.simulate(
+            x0.astype(dtype), "post", rtol=rtol, atol=rtol, reduce_span=reduce_span, **kw
         )
-    )
-    rows.append(
-        (
+        t, rate = side_by_side(lambda: run().theta, rounds=3)
+        traj = run()
+        err = trajectory_errors(np.asarray(traj.theta[:, -1], np.float64), ref_theta)
+        results.append((label.format(tol=rtol), dtype, rtol, reduce_span, t, rate, traj, err))
+    single = particles.simulate(x0[0].astype(np.float32), "post", rtol=tol, atol=tol, **kw)
+
+    def row(method, t, err, note, check=None):
+        per_traj = "" if check is None else f"{np.mean(err <= check):.0%}"
+        return (
+            f"| {method} | {t:.3g} | **{t_scipy / t:.1f}x** | {np.max(err):.1e} | {np.median(err):.1e} | "
+            f"{per_traj} | {note} |"
+        )
+
+    lines = [
+        f"## (a) Ensemble: {batch} trajectories, n={n}, d={d}, beta={beta:g}, T={t1:g}, i.i.d. uniform tokens",
+        "",
+        f"Reference: float64 `particles.simulate` at rtol=atol=1e-10 ({ref_time:.1f} s). Error of a "
+        "trajectory: the largest distance |θ_i(T) − θ_i^ref(T)| over its tokens. scipy ran every "
+        f"trajectory; the Euler loop ran the first {subset} and its time is scaled linearly to {batch}. "
+        "particles: the whole batch as one state, each timing the best of 3 calls after a "
+        "compiling one.",
+        "",
+        "| method | time (s) | scipy time / time | max error | median error | trajectories at most "
+        "as far off as scipy's | notes |",
+        "|---|---|---|---|---|---|---|",
+        row(
+            f"scipy solve_ivp RK45 per trajectory, numpy float64, rtol=atol={tol:g}",
+            t_scipy,
+            err_scipy,
+            f"{nfev / batch:.0f} field evaluations per trajectory",
+        ),
+        row(
             f"Euler + renormalise, h={euler_h:g}, numpy float64 batched ({subset} run, x{batch // subset})",
             t_euler,
-            t_euler / t_ours,
             err_euler,
             f"{round(t1 / euler_h)} steps; first order, error ~ h",
-        )
-    )
-    limit = flops / rate
-    lines = [
-        f"## (a) Ensemble: {batch} trajectories, n={n}, d={d}, beta={beta:g}, T={t1:g}, rtol=atol={tol:g}",
-        "",
-        f"Reference: float64 `particles.simulate` at rtol=atol=1e-10 ({ref_time:.1f} s). Error: the "
-        "largest distance |θ_i(T) − θ_i^ref(T)| over all tokens of all trajectories checked. "
-        f"The baselines ran on the first {subset} trajectories and their time is scaled linearly "
-        f"to {batch}.",
-        "",
-        "| method | time (s) | time / particles float32 | max error | notes |",
-        "|---|---|---|---|---|",
+        ),
     ]
-    lines += [f"| {m} | {t:.3g} | {r:.1f}x | {e:.1e} | {note} |" for m, t, r, e, note in rows]
+    for label, _, _, reduce_span, t, _, traj, err in results:
+        steps = f"{traj.stats['num_steps']} steps ({traj.stats['num_rejected']} rejected)"
+        where = "in the span of the tokens (n x n per trajectory)" if reduce_span else "in R^d"
+        lines.append(row(f"particles.simulate, {label}", t, err, f"{steps}, {where}", check=err_scipy))
+    lines.append("")
+    lines.append(f"One float32 trajectory alone takes {single.stats['num_steps']} steps at rtol=atol={tol:g}.")
+
+    f32 = results[0]
+    accurate = [r for r in results if np.max(r[7]) <= np.max(err_scipy)]
+    best = min(accurate, key=lambda r: r[4]) if accurate else None
+    full32 = results[1]
+    evals = 6 * full32[6].stats["num_steps"] + 1  # Tsit5: 6 new stages per step (first same as last)
+    flops = evals * batch * 4 * n * n * d
+    limit = flops / full32[5]
     lines += [
         "",
-        f"Flop limit: {evals} field evaluations x {batch} trajectories x 4n²d = {flops / 1e9:.1f} GFLOP, "
-        f"{limit * 1e3:.0f} ms at the matmul rate measured alongside ({rate / 1e9:.0f} GFLOP/s); particles reaches "
-        f"**{limit / t_ours:.0%}** of that limit.",
+        f"Flop limit in R^d: {evals} field evaluations x {batch} trajectories x 4n²d = {flops / 1e9:.1f} "
+        f"GFLOP, {limit * 1e3:.0f} ms at the matmul rate measured alongside ({full32[5] / 1e9:.0f} "
+        f"GFLOP/s); the solve in R^d reaches **{limit / full32[4]:.0%}** of it. In the span of the tokens "
+        f"(n = {n} < d = {d}) a field evaluation costs 4n³ flops, {d // n}x fewer.",
+        "",
+        f"At the same tolerance (float32): **{t_scipy / f32[4]:.1f}x** faster than scipy, but float32 is "
+        f"not as accurate: max error {np.max(f32[7]):.1e} against scipy's {np.max(err_scipy):.1e}. "
+        "float32 rounds the attention vector A_i to ~6e-8 of its length; once the tokens cluster, "
+        "the tangent velocity P_θ A_i is small and that rounding is a systematic drift of ~1e-7 per "
+        "unit time, a floor that tighter tolerances do not lower (float64 state with a float32 field "
+        "has the same floor; float32 state with a float64 field does not).",
     ]
-    lines.append(f"Against scipy at equal accuracy (particles in float64): **{t_scipy / t_ours64:.1f}x**.")
-    summary = {"ensemble_ratio_scipy": t_scipy / t_ours, "ensemble_ratio_scipy_f64": t_scipy / t_ours64}
+    if best is not None:
+        lines.append(
+            f"At scipy's accuracy (max error at most scipy's): **{t_scipy / best[4]:.1f}x**, "
+            f"particles in {best[0]}."
+        )
+    else:
+        lines.append("No particles configuration here was as accurate as scipy on every trajectory.")
+    summary = {
+        "ensemble_ratio_scipy": t_scipy / f32[4],
+        "ensemble_f32_error": float(np.max(f32[7])),
+        "scipy_error": float(np.max(err_scipy)),
+        "ensemble_ratio_accurate": None if best is None else t_scipy / best[4],
+        "ensemble_accurate_config": None if best is None else best[0],
+    }
     return lines, summary
 
 
@@ -308,7 +329,7 @@ def startup():
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--batch", type=int, default=256)
-    p.add_argument("--subset", type=int, default=16, help="trajectories the baselines run")
+    p.add_argument("--subset", type=int, default=16, help="trajectories the Euler baseline runs")
     p.add_argument("--euler-h", type=float, default=0.01)
     p.add_argument("--out", default=os.path.join(HERE, "RESULTS.md"))
     args = p.parse_args(argv)
@@ -339,8 +360,11 @@ def main(argv=None):
         "",
         "| target | measured |",
         "|---|---|",
-        f"| ensemble >= 20x faster than the scipy loop | {summary['ensemble_ratio_scipy']:.1f}x (float32), "
-        f"{summary['ensemble_ratio_scipy_f64']:.1f}x (float64) |",
+        f"| ensemble >= 20x faster than the scipy loop, as accurate | {summary['ensemble_ratio_scipy']:.1f}x "
+        f"at the same tolerance (float32; max error {summary['ensemble_f32_error']:.1e}, scipy's "
+        f"{summary['scipy_error']:.1e}); " + (
+            f"{summary['ensemble_ratio_accurate']:.1f}x at scipy's accuracy ({summary['ensemble_accurate_config']})"
+            if summary["ensemble_ratio_accurate"] else "none as accurate") + " |",
         f"| field >= 85% of matmul for n >= 2048 | min {summary['throughput_min_fraction']:.0%} "
         "(automatic block size) |",
         f"| n=32768, d=64 under 6 GB | {summary['large_n_peak_gb']:.2f} GB |",

@@ -11,14 +11,14 @@ import jax.numpy as jnp
 import numpy as np
 import optimistix as optx
 
-from ._attention import ATTENTION_KINDS, HEAD_REDUCTIONS, Attention
+from ._attention import _PRECISION, ATTENTION_KINDS, HEAD_REDUCTIONS, Attention
 from ._devices import batch_sharding, shard_batch
 from ._solver import UnrolledTsit5
-from ._sphere import normalize, safe_norm
+from ._sphere import normalize, safe_norm, span_basis
 from ._trajectory import STATUS_MAX_STEPS, STATUS_NONFINITE, STATUS_OK, Trajectory
 from ._validate import check_choice, check_finite_array, check_float, check_int
 from .analysis import min_cosine
-from .schemes import get_scheme
+from .schemes import AbstractScheme, AbstractSpeedScheme, get_scheme
 
 
 class SimulationError(RuntimeError):
@@ -34,13 +34,13 @@ class _PerTrajectoryRMS(eqx.Module):
     tokens, then the max over trajectories, so every trajectory meets the tolerance."""
 
     batch_ndim: int = eqx.field(static=True)
+    dim: int = eqx.field(static=True)  # the ambient d (the state may hold span coordinates)
 
     def __call__(self, err):
         lift, r = err
         axes = tuple(range(self.batch_ndim, lift.ndim))
         sq = jnp.sum(lift * lift, axis=axes) + jnp.sum(r * r, axis=axes[:-1])
-        n, d = lift.shape[-2:]
-        return jnp.sqrt(jnp.max(sq) / (n * (d + 1)))
+        return jnp.sqrt(jnp.max(sq) / (lift.shape[-2] * (self.dim + 1)))
 
 
 def _field(t, y, args):
@@ -67,10 +67,11 @@ def _collapse_event(level, dtype):
 
 @eqx.filter_jit
 def _solve(
-    y0, attention, scheme, solver, ts, t0, t1, rtol, atol, step_size, jumps, max_steps, progress, level=None
+    y0, attention, scheme, solver, ts, t0, t1, rtol, atol, step_size, jumps, max_steps, progress, dim, level=None
 ):
     if step_size is None:
-        controller = diffrax.PIDController(rtol=rtol, atol=atol, norm=_PerTrajectoryRMS(y0[1].ndim - 1))
+        norm = _PerTrajectoryRMS(y0[1].ndim - 1, dim)
+        controller = diffrax.PIDController(rtol=rtol, atol=atol, norm=norm)
         if jumps is not None:
             controller = diffrax.ClipStepSizeController(controller, jump_ts=jumps)
     else:
@@ -89,6 +90,20 @@ def _solve(
         max_steps=max_steps,
         throw=False,
         progress_meter=diffrax.TqdmProgressMeter() if progress else diffrax.NoProgressMeter(),
+    )
+
+
+def _keeps_span(scheme, att) -> bool:
+    """Whether every token stays in the span of the initial tokens: true for a speed
+    scheme (dθ_i/dt ∝ P_{θ_i} A_i) whose attention vectors A_i = Σ_j w_ij θ_j (or r_j θ_j)
+    are combinations of the tokens (V = I), with weights that depend on the tokens
+    only through inner products (Q = K = I), so that the flow is the same in any
+    orthonormal coordinates of that span."""
+    return (
+        att.identity_weights
+        and isinstance(scheme, AbstractSpeedScheme)
+        and type(scheme).velocity is AbstractSpeedScheme.velocity
+        and type(scheme)._attend is AbstractScheme._attend
     )
 
 
@@ -174,6 +189,7 @@ def simulate(
     stop_at_collapse=None,
     block_size=None,
     shard=True,
+    reduce_span=True,
     **scheme_params,
 ) -> Trajectory:
     """Simulate n tokens under the attention flow of a normalization scheme.
@@ -203,6 +219,15 @@ def simulate(
     with several local devices (GPUs, or CPU devices from
     ``XLA_FLAGS=--xla_force_host_platform_device_count=N``) the leading batch axis is
     split across them; the results are those of one device.
+
+    ``reduce_span``: with n < d, identity Q, K, V and a speed scheme (every built-in
+    one), dθ_i/dt is a combination of θ_1..θ_n, so the tokens stay in the span of the
+    initial tokens; the solve then runs in n orthonormal coordinates of that span
+    (from a QR factorization of Θ(t0)ᵀ) and maps back, for n·n instead of n·d numbers
+    per trajectory: the same flow, the error still measured in R^d. With constant
+    steps the two agree to rounding; with adaptive steps the error estimate is taken
+    component by component in other coordinates, so the step sequences (not the
+    tolerance met) differ. ``False`` solves in R^d.
 
     Failures. A single trajectory that does not reach t1 (step budget spent, the state
     non-finite) raises :class:`SimulationError`. In a batch the others are kept: when
@@ -286,6 +311,9 @@ def simulate(
         _check_logit_range(att, beta_np, x0_np, scheme, dtype)
         theta0 = normalize(x)
         r0 = jnp.ones(x.shape[:-1], dtype) if scheme.sphere_bound else safe_norm(x)
+        basis = span_basis(theta0) if reduce_span and n < d and _keeps_span(scheme, att) else None
+        if basis is not None:  # solve in the coordinates θ_i = Σ_k c_ik b_k of the span
+            theta0 = jnp.einsum("...id,...kd->...ik", theta0, basis, precision=_PRECISION)
         jumps = sorted(set(att.layer_jumps(t0, t1)) | {t for t in scheme.jump_times() if t0 < t < t1})
         jumps = jnp.asarray(jumps, dtype) if jumps and step_size is None else None
 
@@ -312,6 +340,7 @@ def simulate(
                 jumps,
                 max_steps,
                 bool(progress),
+                int(d),
                 level,
             )
 
@@ -341,6 +370,8 @@ def simulate(
             lift, r = lift[:, :size], r[:, :size]  # drop the padding copies
             if retried:
                 status = status[:size]
+        if basis is not None:
+            lift = jnp.einsum("t...ik,...kd->t...id", lift, basis, precision=_PRECISION)
         # a save with NaN/inf, or a radius r ≤ 0 (the polar form x = rθ broke down: pre at a
         # token whose radius shrinks to 0 in finite time), marks its trajectory failed; such
         # saves, and those a failed trajectory did not reach (diffrax: inf), become NaN

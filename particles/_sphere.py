@@ -28,3 +28,10 @@ def tangent_projection(theta: Float[Array, "... d"], v: Float[Array, "... d"]) -
 def cosine_matrix(theta: Float[Array, "... n d"]) -> Float[Array, "... n n"]:
     """Gram matrix ⟨θ_i, θ_j⟩ of unit vectors."""
     return jnp.einsum("...id,...jd->...ij", theta, theta)
+
+
+def span_basis(theta: Float[Array, "... n d"]) -> Float[Array, "... m d"]:
+    """Orthonormal rows spanning the tokens θ_1..θ_n (m = min(n, d) rows), from the
+    QR factorization Θᵀ = B̃ R; Θ = (Θ Bᵀ) B exactly when B's rows span the tokens."""
+    q, _ = jnp.linalg.qr(jnp.swapaxes(theta, -1, -2), mode="reduced")
+    return jnp.swapaxes(q, -1, -2)

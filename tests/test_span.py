@@ -1,0 +1,80 @@
+"""Solving in the span of the initial tokens (n < d): the same flow as in R^d.
+
+With Q = K = V = I and a speed scheme, dθ_i/dt is a combination of θ_1..θ_n, so the
+tokens never leave their initial span and the flow in orthonormal coordinates of that
+span is the flow in R^d (inner products are all it sees)."""
+
+import diffrax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import particles
+from particles._simulate import _keeps_span
+from particles._sphere import span_basis
+
+
+@pytest.mark.parametrize("scheme", ["post", "pre", "none", "spannorm"])
+def test_span_solve_equals_ambient_solve_step_for_step(scheme):
+    """Constant steps: the same arithmetic up to rounding, so the two agree to 1e-12."""
+    x0 = particles.init.gaussian(5, 6, 17, batch=2)
+    kw = dict(beta=np.array([1.5, -0.7]), t1=2.0, ts=[0.5, 2.0], step_size=0.05)
+    span = particles.simulate(x0, scheme, **kw)
+    full = particles.simulate(x0, scheme, reduce_span=False, **kw)
+    assert span.theta.shape == full.theta.shape == (2, 2, 6, 17)
+    np.testing.assert_allclose(span.theta, full.theta, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(span.r, full.r, rtol=1e-12)
+
+
+def test_span_solve_adaptive_meets_the_tolerance_and_the_collapse_stop():
+    """Adaptive steps see the error in other coordinates, so the step sequences differ:
+    both solves are within their tolerance of a tight reference, and the collapse stop
+    (a condition on inner products) fires at the same time."""
+    x0 = particles.init.uniform_sphere(2, 8, 40, batch=3)
+    kw = dict(beta=2.0, t1=6.0, ts=np.linspace(0, 6, 7))
+    ref = particles.simulate(x0, "post", rtol=1e-12, atol=1e-12, reduce_span=False, **kw)
+    for reduce_span in (True, False):
+        traj = particles.simulate(x0, "post", rtol=1e-7, atol=1e-7, reduce_span=reduce_span, **kw)
+        np.testing.assert_allclose(traj.theta, ref.theta, atol=2e-6)
+    stops = [
+        particles.simulate(x0, "post", beta=2.0, t1=50.0, stop_at_collapse=1e-3, rtol=1e-10, atol=1e-10,
+                           reduce_span=reduce_span).stats["t_stop"]
+        for reduce_span in (True, False)
+    ]
+    assert abs(stops[0] - stops[1]) < 1e-6, stops
+
+
+def test_span_basis_is_orthonormal_and_spans_the_tokens():
+    theta = particles.init.equiangular(5, 12, 0.3)  # also a rank-deficient case below
+    for points in (theta, jnp.concatenate([theta, theta[:2]], axis=0)):
+        basis = span_basis(points)
+        np.testing.assert_allclose(basis @ basis.T, np.eye(basis.shape[0]), atol=1e-14)
+        np.testing.assert_allclose((points @ basis.T) @ basis, points, atol=1e-14)
+
+
+def test_span_solve_only_where_the_flow_keeps_the_span():
+    x0 = particles.init.uniform_sphere(0, 4, 9)
+    att = lambda **w: particles.Attention(beta=jnp.asarray(1.0), **{"Q": None, "K": None, "V": None, **w})
+    V = particles.random_weights(0, 9)[0]
+    assert _keeps_span(particles.get_scheme("post"), att())
+    assert not _keeps_span(particles.get_scheme("post"), att(V=V))
+
+    class Drift(particles.AbstractAmbientScheme):  # ambient: may leave the span
+        def ambient_velocity(self, t, x, A):
+            return A + jnp.ones_like(x)
+
+    assert not _keeps_span(Drift(), att())
+    # a velocity that leaves the span is followed, not projected away
+    traj = particles.simulate(x0, Drift(), beta=1.0, t1=1.0, ts=[1.0], rtol=1e-9, atol=1e-9)
+    full = particles.simulate(x0, Drift(), beta=1.0, t1=1.0, ts=[1.0], rtol=1e-9, atol=1e-9, reduce_span=False)
+    np.testing.assert_array_equal(traj.theta, full.theta)
+    outside = traj.x[-1] - (traj.x[-1] @ span_basis(x0).T) @ span_basis(x0)
+    assert float(jnp.max(jnp.abs(outside))) > 0.1
+
+
+def test_span_solve_with_more_tokens_than_dimensions_is_the_ambient_solve():
+    x0 = particles.init.uniform_sphere(1, 10, 4)
+    kw = dict(beta=1.0, t1=2.0, ts=[2.0], solver=diffrax.Tsit5())
+    a = particles.simulate(x0, "post", **kw)
+    b = particles.simulate(x0, "post", reduce_span=False, **kw)
+    np.testing.assert_array_equal(a.theta, b.theta)
