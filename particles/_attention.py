@@ -15,19 +15,22 @@ from typing import Literal
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, Float
 
 ATTENTION_KINDS = ("softmax", "usa")
 HEAD_REDUCTIONS = ("sum", "mean")
 
-# Above this many weights (batch × n × n; 2^22 float32 weights are 16 MiB) the field
-# works in row blocks of about BLOCK_ENTRIES weights, at least MIN_BLOCK_ROWS rows.
-# Measured on a 2-core CPU (benchmarks/run.py): blocks of 512-1024 rows ran the field
-# at 90-100% of the matmul rate for n = 2048-4096, the dense n = 4096 field at ~70%
-# (its weights fall out of cache); 256 rows keep the matmuls of a block efficient.
-DENSE_MAX_ENTRIES = 1 << 22
+# Above this many weights (batch × n × n; 2^21 float32 weights are 8 MiB) the field
+# works in blocks. Measured on a 2-core CPU (benchmarks/run.py, d = 128): row blocks of
+# 512-1024 queries ran at ~80% of the 2048² matmul rate for n = 2048-8192 (the dense
+# n = 4096 field at ~65%: its weights fall out of cache), and the symmetric pairs of
+# blocks (Q = K = V = I) ran 1.3-1.5x faster than those with blocks of 512-1024, but
+# slower than row blocks with blocks of 256.
+DENSE_MAX_ENTRIES = 1 << 21
 BLOCK_ENTRIES = 1 << 22
 MIN_BLOCK_ROWS = 256
+PAIR_BLOCK = 1024
 # float32 matmuls at full precision: on GPUs JAX's default may use TF32 (10-bit
 # mantissa), far too coarse for error control at rtol 1e-6. No effect on CPU.
 _PRECISION = jax.lax.Precision.HIGHEST
@@ -39,10 +42,13 @@ class Attention(eqx.Module):
     ``Q``, ``K``, ``V`` are ``None`` (the identity, one head) or arrays of shape
     ``(layers, heads, d, d)``; layer ``l`` acts for ``l ≤ t < l + 1`` (the last layer
     acts for all later times). ``beta`` has the batch shape of the state (or is a
-    scalar) and multiplies the logits of each trajectory. ``block_size`` rows of
-    queries are attended at a time, so the n × n weights are never stored whole;
-    ``None`` picks it from n and the batch size (:func:`auto_block_size`: dense up to
-    2^22 weights); ``block_size >= n`` is the dense computation.
+    scalar) and multiplies the logits of each trajectory. ``block_size`` tokens of
+    queries are attended at a time, so the n × n weights are never stored whole: row
+    blocks of block_size × n weights, or, with Q = K = V = I and no causal mask, pairs
+    of blocks of block_size × block_size (the weights are symmetric, each pair is
+    computed once: :meth:`_symmetric_mix`). ``None`` picks it from n and the batch size
+    (:func:`auto_block_size`: dense up to 2^21 weights); ``block_size >= n`` is the
+    dense computation.
     """
 
     beta: Float[Array, "*batch"]
@@ -101,10 +107,82 @@ class Attention(eqx.Module):
         out = jnp.moveaxis(out, 0, -3)
         return out.reshape(*out.shape[:-3], num_blocks * block, -1)[..., :n, :]
 
+    def _symmetric_mix(self, beta, x, block):
+        """Σ_j w_ij x_j for Q = K = V = I in row blocks, each pair of blocks once.
+
+        E_ij = exp(β ⟨x_i, x_j⟩) is symmetric, so the block E_IJ (I < J) gives both
+        the rows of I (E_IJ X_J) and those of J (E_IJᵀ X_I): half the logits and the
+        exponentials, 3/4 of the flops. The weights are E_ij / Σ_k E_ik (softmax) or
+        E_ij / n (USA), without the row-max shift (that would break the symmetry), so
+        it is taken only while |β| max_k |x_k|² keeps every e^{logit} and every row sum
+        finite and normal; otherwise :meth:`_mix` (row blocks, shifted) runs instead.
+        """
+        *batch, n, d = x.shape
+        num_blocks = -(-n // block)
+        size = num_blocks * block
+        xp = jnp.pad(x, [(0, 0)] * len(batch) + [(0, size - n), (0, 0)])
+        real = (jnp.arange(size) < n).astype(x.dtype)  # padded keys weigh nothing
+
+        axis = len(batch)  # the token axis
+
+        def block_of(a, i, axis=axis):  # rows (or columns) i*block ... i*block + block - 1
+            return jax.lax.dynamic_slice_in_dim(a, i * block, block, axis=axis)
+
+        def add(acc, i, part, axis=axis):
+            return jax.lax.dynamic_update_slice_in_dim(acc, block_of(acc, i, axis) + part, i * block, axis=axis)
+
+        def weights(i, j):
+            logits = beta * jnp.einsum("...ie,...je->...ij", block_of(xp, i), block_of(xp, j), precision=_PRECISION)
+            e = jnp.exp(logits)
+            if size > n:
+                e = e * block_of(real, i, 0)[:, None] * block_of(real, j, 0)[None, :]
+            return e
+
+        def diagonal(carry, i):
+            out, out_t, total = carry
+            e = weights(i, i)
+            out = add(out, i, jnp.matmul(e, block_of(xp, i), precision=_PRECISION))
+            return (out, out_t, add(total, i, jnp.sum(e, axis=-1))), None
+
+        # E_IJᵀ X_I is accumulated transposed, as X_Iᵀ E_IJ into columns of out_t: XLA
+        # on CPU multiplies by a transposed E at half speed or less.
+        x_t = jnp.swapaxes(xp, -1, -2)
+
+        def off_diagonal(carry, ij):
+            out, out_t, total = carry
+            i, j = ij[0], ij[1]
+            e = weights(i, j)
+            out = add(out, i, jnp.matmul(e, block_of(xp, j), precision=_PRECISION))
+            out_t = add(out_t, j, jnp.matmul(block_of(x_t, i, -1), e, precision=_PRECISION), axis=-1)
+            total = add(add(total, i, jnp.sum(e, axis=-1)), j, jnp.sum(e, axis=-2))
+            return (out, out_t, total), None
+
+        carry = (jnp.zeros_like(xp), jnp.zeros_like(x_t), jnp.zeros(xp.shape[:-1], x.dtype))
+        carry, _ = jax.lax.scan(diagonal, carry, jnp.arange(num_blocks))
+        pairs = np.array(np.triu_indices(num_blocks, k=1)).T
+        if len(pairs):
+            carry, _ = jax.lax.scan(off_diagonal, carry, jnp.asarray(pairs))
+        out, out_t, total = carry
+        out = out + jnp.swapaxes(out_t, -1, -2)
+        out = out / n if self.kind == "usa" else out / total[..., None]
+        return out[..., :n, :]
+
     def __call__(self, t, theta: Float[Array, "*batch n d"]) -> Float[Array, "*batch n d"]:
         beta = jnp.asarray(self.beta, theta.dtype)[..., None, None]
         if self.identity_weights:
-            return self._mix(beta, theta, theta, theta)
+            *batch, n, _ = theta.shape
+            block = self.block_size or auto_block_size(n, math.prod(batch), symmetric=not self.causal)
+            if block >= n or self.causal:
+                return self._mix(beta, theta, theta, theta)
+            # unshifted e^{logit} stays finite and normal, row sums included
+            finfo = jnp.finfo(theta.dtype)
+            limit = min(-math.log(float(finfo.tiny)), math.log(float(finfo.max))) - math.log(n) - 1
+            safe = jnp.all(jnp.abs(beta) * jnp.max(jnp.sum(theta * theta, -1), -1)[..., None, None] <= limit)
+            return jax.lax.cond(
+                safe,
+                lambda: self._symmetric_mix(beta, theta, block),
+                lambda: self._mix(beta, theta, theta, theta),
+            )
         d = theta.shape[-1]
         layer = [self._layer(w, t) for w in (self.Q, self.K, self.V)]
         num_heads = max(w.shape[0] for w in layer if w is not None)
@@ -117,11 +195,17 @@ class Attention(eqx.Module):
         return out.mean(axis=-3) if self.heads == "mean" else out.sum(axis=-3)
 
 
-def auto_block_size(n: int, batch_size: int = 1) -> int:
-    """Rows per block: dense (``n``) while the batch of n × n weights holds at most
-    ``DENSE_MAX_ENTRIES`` numbers, else blocks of ``BLOCK_ENTRIES // (batch n)`` rows
-    (a power of two, at least ``MIN_BLOCK_ROWS``)."""
+def auto_block_size(n: int, batch_size: int = 1, symmetric: bool = False) -> int:
+    """Tokens per block: dense (``n``) while the batch of n × n weights holds at most
+    ``DENSE_MAX_ENTRIES`` numbers; else row blocks of ``BLOCK_ENTRIES // (batch n)``
+    queries, or for ``symmetric`` pairs of blocks (:meth:`Attention._symmetric_mix`)
+    blocks of √(``BLOCK_ENTRIES // batch``) tokens, at most ``PAIR_BLOCK``; a power of
+    two, at least ``MIN_BLOCK_ROWS``."""
     if batch_size * n * n <= DENSE_MAX_ENTRIES:
         return n
-    rows = max(MIN_BLOCK_ROWS, BLOCK_ENTRIES // (n * batch_size))
+    if symmetric:
+        rows = min(PAIR_BLOCK, math.isqrt(BLOCK_ENTRIES // batch_size))
+    else:
+        rows = BLOCK_ENTRIES // (n * batch_size)
+    rows = max(MIN_BLOCK_ROWS, rows)
     return min(n, 1 << (rows.bit_length() - 1))

@@ -70,9 +70,29 @@ def test_simulate_block_size_matches_dense(getkey):
     np.testing.assert_allclose(blocks.theta, dense.theta, rtol=0, atol=1e-12)
 
 
+@pytest.mark.parametrize("kind", ["softmax", "usa"])
+def test_symmetric_pairs_of_blocks_and_their_fallback(getkey, kind):
+    """Q = K = V = I: pairs of blocks (unshifted exponentials, each pair once) equal
+    the dense field, also for tokens off the sphere and negative beta; a beta too large
+    for unshifted exponentials (softmax) falls back to the shifted row blocks."""
+    n, d = 70, 5  # blocks of 16: the last one padded
+    x = particles.init.gaussian(getkey(), n, d, batch=2)
+    cases = [jnp.array([0.5, -3.0])] + ([jnp.array([2.0, 900.0])] if kind == "softmax" else [])
+    for beta in cases:
+        make = lambda block: Attention(beta=beta, Q=None, K=None, V=None, kind=kind, block_size=block)
+        dense = make(n)(0.0, x)
+        assert bool(jnp.all(jnp.isfinite(dense)))
+        for block in (16, 35):
+            np.testing.assert_allclose(make(block)(0.0, x), dense, rtol=1e-11, atol=1e-12)
+
+
 def test_auto_block_size():
     assert auto_block_size(32, 256) == 32  # small ensembles stay dense
+    assert auto_block_size(32, 256, symmetric=True) == 32
     assert auto_block_size(2048) == 2048
+    assert auto_block_size(2048, symmetric=True) == 1024
+    assert auto_block_size(32768, symmetric=True) == 1024
+    assert auto_block_size(4096, 16, symmetric=True) == 512
     for n in (4096, 32768):
         block = auto_block_size(n)
         assert 256 <= block < n and block * n <= 1 << 23 or block == 256 and block & (block - 1) == 0
