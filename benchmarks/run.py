@@ -195,8 +195,8 @@ def ensemble(batch, subset, euler_h, n=32, d=128, beta=4.0, t1=30.0, tol=1e-6, t
         f"not as accurate: max error {np.max(f32[7]):.1e} against scipy's {np.max(err_scipy):.1e}. "
         "float32 rounds the attention vector A_i to ~6e-8 of its length; once the tokens cluster, "
         "the tangent velocity P_θ A_i is small and that rounding is a systematic drift of ~1e-7 per "
-        "unit time, a floor that tighter tolerances do not lower (float64 state with a float32 field "
-        "has the same floor; float32 state with a float64 field does not).",
+        "unit time, a floor that tighter tolerances do not lower (a float64 state with the field "
+        "evaluated in float32 has the same floor).",
     ]
     if best is not None:
         lines.append(

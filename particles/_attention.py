@@ -107,11 +107,12 @@ class Attention(eqx.Module):
         out = jnp.moveaxis(out, 0, -3)
         return out.reshape(*out.shape[:-3], num_blocks * block, -1)[..., :n, :]
 
-    def _symmetric_mix(self, beta, x, block):
-        """Σ_j w_ij x_j for Q = K = V = I in row blocks, each pair of blocks once.
+    def _symmetric_mix(self, beta, x, values, block):
+        """Σ_j w_ij v_j with w from the logits β ⟨x_i, x_j⟩ (Q = K = I), in pairs of
+        blocks, each pair once.
 
         E_ij = exp(β ⟨x_i, x_j⟩) is symmetric, so the block E_IJ (I < J) gives both
-        the rows of I (E_IJ X_J) and those of J (E_IJᵀ X_I): half the logits and the
+        the rows of I (E_IJ V_J) and those of J (E_IJᵀ V_I): half the logits and the
         exponentials, 3/4 of the flops. The weights are E_ij / Σ_k E_ik (softmax) or
         E_ij / n (USA), without the row-max shift (that would break the symmetry), so
         it is taken only while |β| max_k |x_k|² keeps every e^{logit} and every row sum
@@ -120,7 +121,8 @@ class Attention(eqx.Module):
         *batch, n, d = x.shape
         num_blocks = -(-n // block)
         size = num_blocks * block
-        xp = jnp.pad(x, [(0, 0)] * len(batch) + [(0, size - n), (0, 0)])
+        pad = [(0, 0)] * len(batch) + [(0, size - n), (0, 0)]
+        xp, vp = jnp.pad(x, pad), jnp.pad(values, pad)
         real = (jnp.arange(size) < n).astype(x.dtype)  # padded keys weigh nothing
 
         axis = len(batch)  # the token axis
@@ -141,23 +143,23 @@ class Attention(eqx.Module):
         def diagonal(carry, i):
             out, out_t, total = carry
             e = weights(i, i)
-            out = add(out, i, jnp.matmul(e, block_of(xp, i), precision=_PRECISION))
+            out = add(out, i, jnp.matmul(e, block_of(vp, i), precision=_PRECISION))
             return (out, out_t, add(total, i, jnp.sum(e, axis=-1))), None
 
-        # E_IJᵀ X_I is accumulated transposed, as X_Iᵀ E_IJ into columns of out_t: XLA
+        # E_IJᵀ V_I is accumulated transposed, as V_Iᵀ E_IJ into columns of out_t: XLA
         # on CPU multiplies by a transposed E at half speed or less.
-        x_t = jnp.swapaxes(xp, -1, -2)
+        v_t = jnp.swapaxes(vp, -1, -2)
 
         def off_diagonal(carry, ij):
             out, out_t, total = carry
             i, j = ij[0], ij[1]
             e = weights(i, j)
-            out = add(out, i, jnp.matmul(e, block_of(xp, j), precision=_PRECISION))
-            out_t = add(out_t, j, jnp.matmul(block_of(x_t, i, -1), e, precision=_PRECISION), axis=-1)
+            out = add(out, i, jnp.matmul(e, block_of(vp, j), precision=_PRECISION))
+            out_t = add(out_t, j, jnp.matmul(block_of(v_t, i, -1), e, precision=_PRECISION), axis=-1)
             total = add(add(total, i, jnp.sum(e, axis=-1)), j, jnp.sum(e, axis=-2))
             return (out, out_t, total), None
 
-        carry = (jnp.zeros_like(xp), jnp.zeros_like(x_t), jnp.zeros(xp.shape[:-1], x.dtype))
+        carry = (jnp.zeros_like(vp), jnp.zeros_like(v_t), jnp.zeros(xp.shape[:-1], x.dtype))
         carry, _ = jax.lax.scan(diagonal, carry, jnp.arange(num_blocks))
         pairs = np.array(np.triu_indices(num_blocks, k=1)).T
         if len(pairs):
@@ -167,22 +169,27 @@ class Attention(eqx.Module):
         out = out / n if self.kind == "usa" else out / total[..., None]
         return out[..., :n, :]
 
+    def _identity_mix(self, beta, x, values):
+        """Σ_j w_ij v_j with w from the logits β ⟨x_i, x_j⟩: dense, or in blocks (pairs of
+        blocks while unshifted exponentials are safe, else row blocks)."""
+        *batch, n, _ = x.shape
+        block = self.block_size or auto_block_size(n, math.prod(batch), symmetric=not self.causal)
+        if block >= n or self.causal:
+            return self._mix(beta, x, x, values)
+        # unshifted e^{logit} stays finite and normal, row sums included
+        finfo = jnp.finfo(x.dtype)
+        limit = min(-math.log(float(finfo.tiny)), math.log(float(finfo.max))) - math.log(n) - 1
+        safe = jnp.all(jnp.abs(beta) * jnp.max(jnp.sum(x * x, -1), -1)[..., None, None] <= limit)
+        return jax.lax.cond(
+            safe,
+            lambda: self._symmetric_mix(beta, x, values, block),
+            lambda: self._mix(beta, x, x, values),
+        )
+
     def __call__(self, t, theta: Float[Array, "*batch n d"]) -> Float[Array, "*batch n d"]:
         beta = jnp.asarray(self.beta, theta.dtype)[..., None, None]
         if self.identity_weights:
-            *batch, n, _ = theta.shape
-            block = self.block_size or auto_block_size(n, math.prod(batch), symmetric=not self.causal)
-            if block >= n or self.causal:
-                return self._mix(beta, theta, theta, theta)
-            # unshifted e^{logit} stays finite and normal, row sums included
-            finfo = jnp.finfo(theta.dtype)
-            limit = min(-math.log(float(finfo.tiny)), math.log(float(finfo.max))) - math.log(n) - 1
-            safe = jnp.all(jnp.abs(beta) * jnp.max(jnp.sum(theta * theta, -1), -1)[..., None, None] <= limit)
-            return jax.lax.cond(
-                safe,
-                lambda: self._symmetric_mix(beta, theta, block),
-                lambda: self._mix(beta, theta, theta, theta),
-            )
+            return self._identity_mix(beta, theta, theta)
         d = theta.shape[-1]
         layer = [self._layer(w, t) for w in (self.Q, self.K, self.V)]
         num_heads = max(w.shape[0] for w in layer if w is not None)
