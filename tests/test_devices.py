@@ -10,15 +10,16 @@ SCRIPT = textwrap.dedent(
     import jax, numpy as np
     import particles
     assert jax.local_device_count() == 2, jax.devices()
-    for batch in (3,):  # padded to 4 trajectories for two devices
-        x0 = particles.init.uniform_sphere(0, 8, 4, batch=batch, dtype=np.float64)
+    batch = 3  # padded to 4 trajectories for two devices
+    for n, d in ((8, 4), (4, 8)):  # in R^d, and in the span of the tokens (n < d)
+        x0 = particles.init.uniform_sphere(0, n, d, batch=batch, dtype=np.float64)
         beta = np.linspace(1.0, 4.0, batch)
         kw = dict(beta=beta, t1=2.0, ts=[1.0, 2.0], rtol=1e-8, atol=1e-8, dtype=np.float64)
         sharded = particles.simulate(x0, "pre", **kw)
         single = particles.simulate(x0, "pre", shard=False, **kw)
         assert len(sharded.theta.sharding.device_set) == 2, sharded.theta.sharding
         assert len(single.theta.sharding.device_set) == 1
-        assert sharded.theta.shape == single.theta.shape == (batch, 2, 8, 4)
+        assert sharded.theta.shape == single.theta.shape == (batch, 2, n, d)
         assert sharded.stats["num_steps"] == single.stats["num_steps"]
         np.testing.assert_array_equal(np.asarray(sharded.theta), np.asarray(single.theta))
         np.testing.assert_array_equal(np.asarray(sharded.r), np.asarray(single.r))
