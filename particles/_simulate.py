@@ -370,8 +370,6 @@ def simulate(
             lift, r = lift[:, :size], r[:, :size]  # drop the padding copies
             if retried:
                 status = status[:size]
-        if basis is not None:
-            lift = jnp.einsum("t...ik,...kd->t...id", lift, basis, precision=_PRECISION)
         # a save with NaN/inf, or a radius r ≤ 0 (the polar form x = rθ broke down: pre at a
         # token whose radius shrinks to 0 in finite time), marks its trajectory failed; such
         # saves, and those a failed trajectory did not reach (diffrax: inf), become NaN
@@ -411,6 +409,8 @@ def simulate(
             ts_out, lift, r = sol.ts[keep], lift[keep], r[keep]
             stop = {"t_stop": t_stop, "collapsed": collapsed, "stop_delta": stop_at_collapse}
         theta = jnp.moveaxis(normalize(lift), 0, -3)
+        if basis is not None:  # back from the span's coordinates (norms are kept)
+            theta = jnp.einsum("...tik,...kd->...tid", theta, basis, precision=_PRECISION)
         r = jnp.moveaxis(r, 0, -2)
         stats = {
             "num_steps": num_steps,
