@@ -14,7 +14,8 @@ from typing import ClassVar
 import diffrax
 import jax
 import jax.numpy as jnp
-from diffrax._solver.tsit5 import _tsit5_tableau, _Tsit5Interpolation
+from diffrax._solver.tsit5 import _tsit5_tableau
+from jaxtyping import PyTree
 
 _A = tuple(tuple(float(a) for a in row) for row in _tsit5_tableau.a_lower)
 _C = tuple(float(c) for c in _tsit5_tableau.c)
@@ -30,11 +31,49 @@ def _combine(y0, h, coeffs, ks):
     )
 
 
+class _UnrolledTsit5Interpolation(diffrax.AbstractLocalInterpolation):
+    """Tsitouras' dense output y0 + h Σ_j b_j(s) k_j, s = (t − t0)/h, with the seven
+    stage derivatives k_j kept as they are: diffrax stacks h k_j into one new array
+    every step, a copy of seven states that the step never needs."""
+
+    t0: float
+    t1: float
+    y0: PyTree
+    k: tuple
+
+    def __init__(self, *, t0, t1, y0, y1, k):
+        del y1
+        self.t0, self.t1, self.y0, self.k = t0, t1, y0, k
+
+    def evaluate(self, t0, t1=None, left=True):
+        del left
+        if t1 is not None:
+            return jax.tree.map(lambda a, b: a - b, self.evaluate(t1), self.evaluate(t0))
+        h = self.t1 - self.t0
+        s = (t0 - self.t0) / jnp.where(h == 0, 1, h)
+        b = _dense_weights(s)
+        return jax.tree.map(lambda y, *k: y + h * sum(bj * kj for bj, kj in zip(b, k)), self.y0, *self.k)
+
+
+def _dense_weights(t):
+    """The weights b_j(t) of Tsitouras' continuous extension (as in diffrax.Tsit5)."""
+    t2 = t * t
+    return (
+        -1.0530884977290216 * t * (t - 1.3299890189751412) * (t2 - 1.4364028541716351 * t + 0.7139816917074209),
+        0.1017 * t2 * (t2 - 2.1966568338249754 * t + 1.2949852507374631),
+        2.490627285651252793 * t2 * (t2 - 2.38535645472061657 * t + 1.57803468208092486),
+        -16.54810288924490272 * (t - 1.21712927295533244) * (t - 0.61620406037800089) * t2,
+        47.37952196281928122 * (t - 1.203071208372362603) * (t - 0.658047292653547382) * t2,
+        -34.87065786149660974 * (t - 1.2) * (t - 0.666666666666666667) * t2,
+        2.5 * (t - 1) * (t - 0.6) * t2,
+    )
+
+
 class UnrolledTsit5(diffrax.AbstractAdaptiveSolver):
     """``diffrax.Tsit5`` with the seven stages unrolled, for ODE terms."""
 
     term_structure: ClassVar = diffrax.AbstractTerm
-    interpolation_cls: ClassVar = _Tsit5Interpolation
+    interpolation_cls: ClassVar = _UnrolledTsit5Interpolation
 
     def order(self, terms):
         return 5
@@ -53,8 +92,7 @@ class UnrolledTsit5(diffrax.AbstractAdaptiveSolver):
         ks.append(f1)
         y_error = jax.tree.map(lambda y: jnp.zeros_like(y), y0)
         y_error = _combine(y_error, h, _E, ks)
-        k = jax.tree.map(lambda *kj: h * jnp.stack(kj), *ks)
-        dense_info = dict(y0=y0, y1=y1, k=k)
+        dense_info = dict(y0=y0, y1=y1, k=tuple(ks))
         return y1, y_error, dense_info, f1, diffrax.RESULTS.successful
 
     def func(self, terms, t0, y0, args):
