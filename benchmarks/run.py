@@ -175,7 +175,9 @@ def ensemble(batch, subset, euler_h, n=32, d=128, beta=4.0, t1=30.0, tol=1e-6, t
         where = "in the span of the tokens (n x n per trajectory)" if reduce_span else "in R^d"
         lines.append(row(f"particles.simulate, {label}", t, err, f"{steps}, {where}", check=err_scipy))
     lines.append("")
-    lines.append(f"One float32 trajectory alone takes {single.stats['num_steps']} steps at rtol=atol={tol:g}.")
+    lines.append(
+        f"One float32 trajectory alone takes {single.stats['num_steps']} steps at rtol=atol={tol:g}."
+    )
 
     f32 = results[0]
     accurate = [r for r in results if np.max(r[7]) <= np.max(err_scipy)]
@@ -360,7 +362,17 @@ def main(argv=None):
     matmul_rate()
     parts = [
         ensemble(args.batch, args.subset, args.euler_h),
-        throughput([(2048, None, "auto"), (2048, 2048, "auto"), (4096, None, "auto"), (4096, 4096, "auto"), (4096, 1024, "rows"), (8192, None, "auto"), (8192, 512, "rows")]),
+        throughput(
+            [
+                (2048, None, "auto"),
+                (2048, 2048, "auto"),
+                (4096, None, "auto"),
+                (4096, 4096, "auto"),
+                (4096, 1024, "rows"),
+                (8192, None, "auto"),
+                (8192, 512, "rows"),
+            ]
+        ),
         large_n(),
         startup(),
     ]
@@ -385,9 +397,13 @@ def main(argv=None):
         "|---|---|",
         f"| ensemble >= 20x faster than the scipy loop, as accurate | {summary['ensemble_ratio_scipy']:.1f}x "
         f"at the same tolerance (float32; max error {summary['ensemble_f32_error']:.1e}, scipy's "
-        f"{summary['scipy_error']:.1e}); " + (
+        f"{summary['scipy_error']:.1e}); "
+        + (
             f"{summary['ensemble_ratio_accurate']:.1f}x at scipy's accuracy ({summary['ensemble_accurate_config']})"
-            if summary["ensemble_ratio_accurate"] else "none as accurate") + " |",
+            if summary["ensemble_ratio_accurate"]
+            else "none as accurate"
+        )
+        + " |",
         f"| field >= 85% of matmul for n >= 2048 | min {summary['throughput_min_fraction']:.0%} "
         "(effective rate, automatic blocks; executed flops in (b)) |",
         f"| n=32768, d=64 under 6 GB | {summary['large_n_peak_gb']:.2f} GB |",

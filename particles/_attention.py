@@ -131,10 +131,14 @@ class Attention(eqx.Module):
             return jax.lax.dynamic_slice_in_dim(a, i * block, block, axis=axis)
 
         def add(acc, i, part, axis=axis):
-            return jax.lax.dynamic_update_slice_in_dim(acc, block_of(acc, i, axis) + part, i * block, axis=axis)
+            return jax.lax.dynamic_update_slice_in_dim(
+                acc, block_of(acc, i, axis) + part, i * block, axis=axis
+            )
 
         def weights(i, j):
-            logits = beta * jnp.einsum("...ie,...je->...ij", block_of(xp, i), block_of(xp, j), precision=_PRECISION)
+            logits = beta * jnp.einsum(
+                "...ie,...je->...ij", block_of(xp, i), block_of(xp, j), precision=_PRECISION
+            )
             e = jnp.exp(logits)
             if size > n:
                 e = e * block_of(real, i, 0)[:, None] * block_of(real, j, 0)[None, :]

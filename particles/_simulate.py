@@ -67,7 +67,21 @@ def _collapse_event(level, dtype):
 
 @eqx.filter_jit
 def _solve(
-    y0, attention, scheme, solver, ts, t0, t1, rtol, atol, step_size, jumps, max_steps, progress, dim, level=None
+    y0,
+    attention,
+    scheme,
+    solver,
+    ts,
+    t0,
+    t1,
+    rtol,
+    atol,
+    step_size,
+    jumps,
+    max_steps,
+    progress,
+    dim,
+    level=None,
 ):
     if step_size is None:
         norm = _PerTrajectoryRMS(y0[1].ndim - 1, dim)

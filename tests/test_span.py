@@ -37,8 +37,16 @@ def test_span_solve_adaptive_meets_the_tolerance_and_the_collapse_stop():
         traj = particles.simulate(x0, "post", rtol=1e-7, atol=1e-7, reduce_span=reduce_span, **kw)
         np.testing.assert_allclose(traj.theta, ref.theta, atol=2e-6)
     stops = [
-        particles.simulate(x0, "post", beta=2.0, t1=50.0, stop_at_collapse=1e-3, rtol=1e-10, atol=1e-10,
-                           reduce_span=reduce_span).stats["t_stop"]
+        particles.simulate(
+            x0,
+            "post",
+            beta=2.0,
+            t1=50.0,
+            stop_at_collapse=1e-3,
+            rtol=1e-10,
+            atol=1e-10,
+            reduce_span=reduce_span,
+        ).stats["t_stop"]
         for reduce_span in (True, False)
     ]
     assert abs(stops[0] - stops[1]) < 1e-6, stops
@@ -66,7 +74,9 @@ def test_span_solve_only_where_the_flow_keeps_the_span():
     assert not _keeps_span(Drift(), att())
     # a velocity that leaves the span is followed, not projected away
     traj = particles.simulate(x0, Drift(), beta=1.0, t1=1.0, ts=[1.0], rtol=1e-9, atol=1e-9)
-    full = particles.simulate(x0, Drift(), beta=1.0, t1=1.0, ts=[1.0], rtol=1e-9, atol=1e-9, reduce_span=False)
+    full = particles.simulate(
+        x0, Drift(), beta=1.0, t1=1.0, ts=[1.0], rtol=1e-9, atol=1e-9, reduce_span=False
+    )
     np.testing.assert_array_equal(traj.theta, full.theta)
     outside = traj.x[-1] - (traj.x[-1] @ span_basis(x0).T) @ span_basis(x0)
     assert float(jnp.max(jnp.abs(outside))) > 0.1
