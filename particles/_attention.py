@@ -170,7 +170,10 @@ class Attention(eqx.Module):
             carry, _ = jax.lax.scan(off_diagonal, carry, jnp.asarray(pairs))
         out, out_t, total = carry
         out = out + jnp.swapaxes(out_t, -1, -2)
-        out = out / n if self.kind == "usa" else out / total[..., None]
+        if self.kind == "usa":
+            out = out / n
+        else:  # padded rows have no weights: divide by 1 there (0/0 would poison gradients)
+            out = out / jnp.where(real > 0, total, 1)[..., None]
         return out[..., :n, :]
 
     def _identity_mix(self, beta, x, values):
