@@ -409,7 +409,8 @@ def _one_result_or_one_line(argv, capsys):
 @given(argv=st.one_of(SIMULATE, FIGURE, DEMO))
 @example(argv=["figure", "phase_diagram", "--tiny"])  # listed, not yet implemented
 @example(argv=["simulate", "--n", "3", "--d", "2", "--t1", "0.5", "--attention", "usa", "--beta", "1e3"])
-def test_cli_fuzz_simulate_figure_demo(argv, capsys, tmp_path):
+def test_cli_fuzz_simulate_figure_demo(argv, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # a fuzzed relative --out-dir must not land in the repository
     if argv[0] == "figure" and "--out-dir" not in argv:
         argv = argv + ["--out-dir", str(tmp_path / "fig")]
     if argv[0] == "demo" and argv[-1] != "--bogus":
@@ -419,7 +420,8 @@ def test_cli_fuzz_simulate_figure_demo(argv, capsys, tmp_path):
 
 @settings(max_examples=20, deadline=None, suppress_health_check=list(HealthCheck))
 @given(argv=SWEEP, k=st.integers(0, 10**9))
-def test_cli_fuzz_sweep(argv, k, capsys, tmp_path):
+def test_cli_fuzz_sweep(argv, k, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     out = tmp_path / f"store-{k}"
     code = _one_result_or_one_line(argv + ["--no-progress", "--out", str(out)], capsys)
     if code == 0:
