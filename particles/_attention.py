@@ -118,7 +118,7 @@ class Attention(eqx.Module):
         it is taken only while |β| max_k |x_k|² keeps every e^{logit} and every row sum
         finite and normal; otherwise :meth:`_mix` (row blocks, shifted) runs instead.
         """
-        *batch, n, d = x.shape
+        *batch, n, _ = x.shape
         num_blocks = -(-n // block)
         size = num_blocks * block
         pad = [(0, 0)] * len(batch) + [(0, size - n), (0, 0)]
