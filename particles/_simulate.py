@@ -13,7 +13,7 @@ import optimistix as optx
 
 from ._attention import _PRECISION, ATTENTION_KINDS, HEAD_REDUCTIONS, Attention
 from ._devices import batch_sharding, shard_batch
-from ._solver import UnrolledTsit5
+from ._solver import UnrolledTsit5, step_controller
 from ._sphere import normalize, safe_norm, span_basis
 from ._trajectory import STATUS_MAX_STEPS, STATUS_NONFINITE, STATUS_OK, Trajectory
 from ._validate import check_choice, check_finite_array, check_float, check_int
@@ -85,9 +85,7 @@ def _solve(
 ):
     if step_size is None:
         norm = _PerTrajectoryRMS(y0[1].ndim - 1, dim)
-        controller = diffrax.PIDController(rtol=rtol, atol=atol, norm=norm)
-        if jumps is not None:
-            controller = diffrax.ClipStepSizeController(controller, jump_ts=jumps)
+        controller = step_controller(rtol, atol, norm, jumps)
     else:
         controller = diffrax.ConstantStepSize()
     return diffrax.diffeqsolve(

@@ -21,6 +21,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float
 
 from ._attention import ATTENTION_KINDS
+from ._solver import step_controller
 from ._validate import check_choice, check_float, check_int
 from .schemes import AbstractScheme, get_scheme
 
@@ -105,9 +106,7 @@ def _solve(y0, beta, n, ts, t0, rtol, atol, scheme, attention, max_steps):
         return _rates(t, *y, scheme, n, beta, attention)
 
     jumps = [tau for tau in scheme.jump_times() if tau > 0]
-    controller = diffrax.PIDController(rtol=rtol, atol=atol)
-    if jumps:
-        controller = diffrax.ClipStepSizeController(controller, jump_ts=jumps)
+    controller = step_controller(rtol, atol, jump_ts=jumps)
     sol = diffrax.diffeqsolve(
         diffrax.ODETerm(field),
         diffrax.Tsit5(),
