@@ -20,12 +20,13 @@ from jaxtyping import PyTree
 # Proportional–integral step control (Gustafsson, *Control theoretic techniques for
 # stepsize selection in explicit Runge–Kutta methods*, ACM TOMS 17, 1991; the
 # coefficients are among those diffrax suggests for mildly stiff problems). Once tokens
-# cluster, the modes inside a cluster decay at a rate ~β, and a pure integral
-# controller (diffrax's default) grows the step until it sits at the edge of Tsit5's
+# cluster, only the decay of the spread inside each cluster is left, and a pure
+# integral controller (diffrax's default) grows the step until it sits at the edge of Tsit5's
 # stability region, where the error estimate oscillates and lets the cluster drift: on
-# the benchmark ensemble (n = 32, d = 128, β = 4, T = 30, rtol = atol = 1e-6) the
-# final error was 2.6e-6 with the integral controller and 1.8e-7 with this one, for 34
-# steps instead of 28 (benchmarks/RESULTS.md; tests/test_solver.py checks it).
+# the benchmark ensemble (n = 32, d = 128, β = 4, T = 30, float64, rtol = atol = 1e-6)
+# `make bench` measured a final error of 3.0e-6 with the integral controller and 3.4e-7
+# with this one, for 34 steps instead of 28 (README, Speed and scale;
+# tests/test_solver.py checks it).
 PCOEFF = 0.4
 ICOEFF = 0.3
 
