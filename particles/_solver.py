@@ -14,6 +14,7 @@ from typing import ClassVar
 import diffrax
 import jax
 import jax.numpy as jnp
+import optimistix as optx
 from diffrax._solver.tsit5 import _tsit5_tableau
 from jaxtyping import PyTree
 
@@ -31,13 +32,11 @@ PCOEFF = 0.4
 ICOEFF = 0.3
 
 
-def step_controller(rtol, atol, norm=None, jump_ts=None) -> diffrax.AbstractStepSizeController:
+def step_controller(rtol, atol, norm=optx.rms_norm, jump_ts=None) -> diffrax.AbstractStepSizeController:
     """The adaptive step-size controller of every solve: PI control (``PCOEFF``,
-    ``ICOEFF``) to ``rtol``/``atol`` in ``norm`` (diffrax's RMS norm by default),
-    stepping exactly onto the discontinuities ``jump_ts``."""
-    controller = diffrax.PIDController(
-        rtol=rtol, atol=atol, pcoeff=PCOEFF, icoeff=ICOEFF, **({} if norm is None else {"norm": norm})
-    )
+    ``ICOEFF``) to ``rtol``/``atol`` in ``norm``, stepping exactly onto the
+    discontinuities ``jump_ts``."""
+    controller = diffrax.PIDController(rtol=rtol, atol=atol, pcoeff=PCOEFF, icoeff=ICOEFF, norm=norm)
     if jump_ts is not None and len(jump_ts):
         controller = diffrax.ClipStepSizeController(controller, jump_ts=jump_ts)
     return controller
