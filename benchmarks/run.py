@@ -21,6 +21,7 @@ Timings are the best of several repeats of the second call, with block_until_rea
 
 import argparse
 import datetime
+import functools
 import os
 import platform
 import shutil
@@ -52,14 +53,18 @@ def best_time(fn, repeat=3):
 
 
 RATES = []
+# The reference matmul at the precision the field uses (full float32: on a GPU JAX's
+# default precision is TF32, ~8x faster on an H100 and too coarse for rtol 1e-6).
+full_precision_dot = jax.jit(functools.partial(jnp.dot, precision=particles._attention._PRECISION))
+MATMUL_N = 2048  # the size of the reference jnp.dot; --matmul-n (a GPU needs more to fill it)
 
 
-def matmul_rate(n=2048, dtype=jnp.float32):
-    """FLOP/s of jnp.dot on n x n matrices: the best measured so far in this run (it is
-    measured again before every throughput figure, since the machine is shared)."""
+def matmul_rate(dtype=jnp.float32):
+    """FLOP/s of jnp.dot on MATMUL_N x MATMUL_N matrices: the best measured so far in this
+    run (it is measured again before every throughput figure, since the machine is shared)."""
+    n = MATMUL_N
     a = jax.random.normal(jax.random.key(0), (n, n), dtype)
-    dot = jax.jit(jnp.dot)
-    RATES.append(2 * n**3 / best_time(lambda: dot(a, a), repeat=5))
+    RATES.append(2 * n**3 / best_time(lambda: full_precision_dot(a, a), repeat=5))
     return max(RATES)
 
 
@@ -222,8 +227,8 @@ def ensemble(batch, subset, euler_h, n=32, d=128, beta=4.0, t1=30.0, tol=1e-6):
 def side_by_side(fn, rounds=5):
     """Best time of ``fn()`` and the matmul rate, measured in alternation, so that both
     see the same load on a shared machine."""
-    a = jax.random.normal(jax.random.key(0), (2048, 2048), jnp.float32)
-    dot = jax.jit(jnp.dot)
+    a = jax.random.normal(jax.random.key(0), (MATMUL_N, MATMUL_N), jnp.float32)
+    dot = full_precision_dot
     jax.block_until_ready((fn(), dot(a, a)))
     t_fn, t_dot = [], []
     for _ in range(rounds):
@@ -231,7 +236,7 @@ def side_by_side(fn, rounds=5):
             start = time.perf_counter()
             jax.block_until_ready(f())
             times.append(time.perf_counter() - start)
-    rate = 2 * 2048**3 / min(t_dot)
+    rate = 2 * MATMUL_N**3 / min(t_dot)
     RATES.append(rate)
     return min(t_fn), rate
 
@@ -257,7 +262,7 @@ def throughput(cases, d=128, beta=4.0):
         "Nominal flops: 4n²d per evaluation, the two matmuls of the plain field; effective rate = "
         "nominal flops / time. With Q = K = V = I the weights exp(β⟨θ_i, θ_j⟩) are symmetric and "
         "`simulate` computes each pair of blocks once, so it executes fewer flops (last columns). "
-        "Each field is timed in alternation with the 2048 x 2048 jnp.dot (best of 5 each) and "
+        f"Each field is timed in alternation with the {MATMUL_N} x {MATMUL_N} jnp.dot (best of 5 each) and "
         "compared with that rate.",
         "",
         "| n | path | tokens per block | time per evaluation (ms) | effective GFLOP/s | matmul GFLOP/s "
@@ -292,32 +297,43 @@ def throughput(cases, d=128, beta=4.0):
 # ---------------------------------------------------------------- (c) large n
 
 LARGE_N = """
-import resource, time, numpy as np, jax.numpy as jnp, particles
+import resource, time, numpy as np, jax, jax.numpy as jnp, particles
 x0 = particles.init.uniform_sphere(0, {n}, {d}, dtype=jnp.float32)
 start = time.perf_counter()
 traj = particles.simulate(x0, "post", beta=4.0, t1={h}, ts=[{h}], step_size={h})
-print(time.perf_counter() - start, traj.stats["wall_time"], resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+total = time.perf_counter() - start
+start = time.perf_counter()
+particles.simulate(x0, "post", beta=4.0, t1={h}, ts=[{h}], step_size={h})
+again = time.perf_counter() - start
+stats = jax.local_devices()[0].memory_stats() or {{}}
+print(total, traj.stats["wall_time"], again, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+      stats.get("peak_bytes_in_use", -1))
 """
 
 
 def large_n(n=32768, d=64, h=0.01):
     script = LARGE_N.format(n=n, d=d, h=h)
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
-    total, solve, maxrss_kb = (float(v) for v in out.stdout.split())
+    env = dict(os.environ, XLA_PYTHON_CLIENT_PREALLOCATE="false")  # a GPU's peak, not its pool
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, env=env)
+    total, solve, again, maxrss_kb, device_peak = (float(v) for v in out.stdout.split()[-5:])
     gb = maxrss_kb * 1024 / 1e9
     block = particles._attention.auto_block_size(n, symmetric=True)
     flops = 6 * 4 * n * n * d
+    on_device = jax.default_backend() != "cpu" and device_peak >= 0
+    device_col = f"| {device_peak / 1e9:.2f} GB " if on_device else ""
     lines = [
         f"## (c) Large n: n={n}, d={d}, one Tsit5 step h={h} (6 field evaluations), float32",
         "",
         f"Blockwise attention, symmetric pairs of blocks of {block} tokens (automatic). A dense n x n float32 "
         f"matrix alone would be {n * n * 4 / 1e9:.1f} GB.",
         "",
-        "| peak resident memory (subprocess ru_maxrss) | solve incl. compile (s) | simulate call (s) | effective GFLOP/s incl. compile |",
-        "|---|---|---|---|",
-        f"| **{gb:.2f} GB** | {solve:.1f} | {total:.1f} | {flops / solve / 1e9:.0f} |",
+        "| peak resident memory (subprocess ru_maxrss) "
+        + ("| peak device memory (memory_stats) " if on_device else "")
+        + "| solve incl. compile (s) | simulate call (s) | second call (s) | effective GFLOP/s, second call |",
+        "|---|---|---|---|---|" + ("---|" if on_device else ""),
+        f"| **{gb:.2f} GB** {device_col}| {solve:.1f} | {total:.1f} | {again:.2f} | {flops / again / 1e9:.0f} |",
     ]
-    return lines, {"large_n_peak_gb": gb}
+    return lines, {"large_n_peak_gb": device_peak / 1e9 if on_device else gb}
 
 
 # ---------------------------------------------------------------- (d) start-up
@@ -350,29 +366,56 @@ def startup():
     return lines, {"startup_warm_s": second}
 
 
+def throughput_cases(sizes):
+    """Automatic blocks at every n; at most 4096 also the dense field (one block), and the
+    row blocks of general Q, K, V (4096 x 1024 tokens / n per block, at least 512)."""
+    cases = []
+    for n in sizes:
+        cases.append((n, None, "auto"))
+        if n <= 4096:
+            cases.append((n, n, "auto"))
+        if n >= 4096:
+            cases.append((n, max(512, 2**22 // n), "rows"))
+    return cases
+
+
+def other_machines(out):
+    """The RESULTS-*.md files beside ``out`` (runs on other machines, e.g. a GPU), with
+    their headings one level down, to be appended to RESULTS.md."""
+    lines = []
+    folder = os.path.dirname(os.path.abspath(out))
+    for name in sorted(os.listdir(folder)):
+        if name.startswith("RESULTS-") and name.endswith(".md"):
+            with open(os.path.join(folder, name)) as f:
+                body = f.read().rstrip().splitlines()
+            lines += ["", f"# Another machine: [{name}]({name})", ""]
+            lines += ["#" + line if line.startswith("#") else line for line in body]
+    return lines
+
+
 def main(argv=None):
+    global MATMUL_N
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--batch", type=int, default=256)
     p.add_argument("--subset", type=int, default=16, help="trajectories the Euler baseline runs")
     p.add_argument("--euler-h", type=float, default=0.01)
+    p.add_argument("--matmul-n", type=int, default=2048, help="size of the reference jnp.dot")
+    p.add_argument(
+        "--throughput-n", type=int, nargs="+", default=[2048, 4096, 8192], help="n of the field timings"
+    )
+    p.add_argument("--large-n", type=int, default=32768)
+    p.add_argument("--large-d", type=int, default=64)
     p.add_argument("--out", default=os.path.join(HERE, "RESULTS.md"))
     args = p.parse_args(argv)
+    MATMUL_N = args.matmul_n
+    argv = sys.argv[1:] if argv is None else argv
+    command = f"python benchmarks/run.py {' '.join(argv)}" if argv else "make bench"
 
     matmul_rate()
     parts = [
         ensemble(args.batch, args.subset, args.euler_h),
-        throughput(
-            [
-                (2048, None, "auto"),
-                (2048, 2048, "auto"),
-                (4096, None, "auto"),
-                (4096, 4096, "auto"),
-                (4096, 1024, "rows"),
-                (8192, None, "auto"),
-                (8192, 512, "rows"),
-            ]
-        ),
-        large_n(),
+        throughput(throughput_cases(args.throughput_n)),
+        large_n(args.large_n, args.large_d),
         startup(),
     ]
     matmul_rate()
@@ -383,12 +426,12 @@ def main(argv=None):
     head = [
         "# Benchmarks",
         "",
-        f"`make bench` on {datetime.date.today().isoformat()}: {platform.machine()} "
+        f"`{command}` on {datetime.date.today().isoformat()}: {platform.machine()} "
         f"{platform.processor() or ''}, {os.cpu_count()} cores, {jax.default_backend()} backend "
         f"({jax.devices()[0].device_kind}), jax {jax.__version__}, load average at the end "
         f"{load[0]:.1f} (the machine is shared: take ratios, not absolute times).",
         "",
-        f"Matmul rate (jnp.dot, 2048 x 2048, float32): best {max(RATES) / 1e9:.0f} GFLOP/s, "
+        f"Matmul rate (jnp.dot, {MATMUL_N} x {MATMUL_N}, float32 at full precision as in the field): best {max(RATES) / 1e9:.0f} GFLOP/s, "
         f"worst {min(RATES) / 1e9:.0f}, over {len(RATES)} measurements through the run; the "
         "ensemble flop limit uses the best; each throughput figure uses the rate measured alongside it.",
         "",
@@ -405,11 +448,15 @@ def main(argv=None):
         + " |",
         f"| field >= 85% of matmul for n >= 2048 | min {summary['throughput_min_fraction']:.0%} "
         "(effective rate, automatic blocks; executed flops in (b)) |",
-        f"| n=32768, d=64 under 6 GB | {summary['large_n_peak_gb']:.2f} GB |",
+        f"| n=32768, d=64 under 6 GB | {summary['large_n_peak_gb']:.2f} GB at n={args.large_n}, "
+        f"d={args.large_d} |",
         f"| start-up under 3 s (warm cache) | {summary['startup_warm_s']:.2f} s |",
         "",
     ]
-    text = "\n".join(head + [line for lines, _ in parts for line in [*lines, ""]])
+    body = [line for lines, _ in parts for line in [*lines, ""]]
+    if os.path.basename(args.out) == "RESULTS.md":
+        body += other_machines(args.out)
+    text = "\n".join(head + body) + "\n"
     with open(args.out, "w") as f:
         f.write(text)
     print(text)

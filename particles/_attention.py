@@ -21,16 +21,20 @@ from jaxtyping import Array, Float
 ATTENTION_KINDS = ("softmax", "usa")
 HEAD_REDUCTIONS = ("sum", "mean")
 
-# Above this many weights (batch × n × n; 2^21 float32 weights are 8 MiB) the field
-# works in blocks. Measured on a 2-core CPU (benchmarks/run.py, d = 128): row blocks of
-# 512-1024 queries ran at ~80% of the 2048² matmul rate for n = 2048-8192 (the dense
-# n = 4096 field at ~65%: its weights fall out of cache), and the symmetric pairs of
-# blocks (Q = K = V = I) ran 1.3-1.5x faster than those with blocks of 512-1024, but
-# slower than row blocks with blocks of 256.
-DENSE_MAX_ENTRIES = 1 << 21
-BLOCK_ENTRIES = 1 << 22
-MIN_BLOCK_ROWS = 256
-PAIR_BLOCK = 1024
+# Above ``dense_max`` weights (batch × n × n) the field works in blocks. Measured with
+# benchmarks/blocks.py, d = 128, float32:
+# - 2-core CPU (2^21 float32 weights are 8 MiB): row blocks of 512-1024 queries ran at
+#   ~80% of the 2048² matmul rate for n = 2048-8192 (the dense n = 4096 field at ~65%:
+#   its weights fall out of cache); the symmetric pairs of blocks (Q = K = V = I) ran
+#   1.3-1.5x faster than row blocks of the same size.
+# - H100 (2026-11-23): pairs of 1024-blocks ran at 33-37% of the 8192² matmul rate (at
+#   full float32 precision) for n = 8192-65536, launch-bound; pairs of 8192-blocks at
+#   69-84%, dense n ≤ 8192 at 58%.
+BLOCKING = {
+    "cpu": dict(dense_max=1 << 21, block_entries=1 << 22, min_rows=256, pair_block=1024),
+    "gpu": dict(dense_max=1 << 26, block_entries=1 << 26, min_rows=1024, pair_block=8192),
+}
+
 # float32 matmuls at full precision: on GPUs JAX's default may use TF32 (10-bit
 # mantissa), far too coarse for error control at rtol 1e-6. No effect on CPU.
 _PRECISION = jax.lax.Precision.HIGHEST
@@ -47,7 +51,7 @@ class Attention(eqx.Module):
     blocks of block_size × n weights, or, with Q = K = V = I and no causal mask, pairs
     of blocks of block_size × block_size (the weights are symmetric, each pair is
     computed once: :meth:`_symmetric_mix`). ``None`` picks it from n and the batch size
-    (:func:`auto_block_size`: dense up to 2^21 weights); ``block_size >= n`` is the
+    (:func:`auto_block_size`: dense up to 2^21 weights on CPU, 2^26 on a GPU); ``block_size >= n`` is the
     dense computation.
     """
 
@@ -209,17 +213,20 @@ class Attention(eqx.Module):
         return out.mean(axis=-3) if self.heads == "mean" else out.sum(axis=-3)
 
 
-def auto_block_size(n: int, batch_size: int = 1, symmetric: bool = False) -> int:
-    """Tokens per block: dense (``n``) while the batch of n × n weights holds at most
-    ``DENSE_MAX_ENTRIES`` numbers; else row blocks of ``BLOCK_ENTRIES // (batch n)``
-    queries, or for ``symmetric`` pairs of blocks (:meth:`Attention._symmetric_mix`)
-    blocks of √(``BLOCK_ENTRIES // batch``) tokens, at most ``PAIR_BLOCK``; a power of
-    two, at least ``MIN_BLOCK_ROWS``."""
-    if batch_size * n * n <= DENSE_MAX_ENTRIES:
+def auto_block_size(n: int, batch_size: int = 1, symmetric: bool = False, backend: str | None = None) -> int:
+    """Tokens per block, from :data:`BLOCKING` for ``backend`` (default: JAX's default
+    backend; any accelerator counts as "gpu"): dense (``n``) while the batch of n × n
+    weights holds at most ``dense_max`` numbers; else row blocks of
+    ``block_entries // (batch n)`` queries, or for ``symmetric`` pairs of blocks
+    (:meth:`Attention._symmetric_mix`) blocks of √(``block_entries // batch``) tokens,
+    at most ``pair_block``; a power of two, at least ``min_rows``."""
+    backend = backend or jax.default_backend()
+    cfg = BLOCKING["cpu" if backend == "cpu" else "gpu"]
+    if batch_size * n * n <= cfg["dense_max"]:
         return n
     if symmetric:
-        rows = min(PAIR_BLOCK, math.isqrt(BLOCK_ENTRIES // batch_size))
+        rows = min(cfg["pair_block"], math.isqrt(cfg["block_entries"] // batch_size))
     else:
-        rows = BLOCK_ENTRIES // (n * batch_size)
-    rows = max(MIN_BLOCK_ROWS, rows)
+        rows = cfg["block_entries"] // (n * batch_size)
+    rows = max(cfg["min_rows"], rows)
     return min(n, 1 << (rows.bit_length() - 1))

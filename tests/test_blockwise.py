@@ -1,5 +1,7 @@
 """Blockwise attention (row blocks of queries) equals the dense n × n computation."""
 
+import functools
+
 import diffrax
 import jax
 import jax.numpy as jnp
@@ -88,15 +90,21 @@ def test_symmetric_pairs_of_blocks_and_their_fallback(getkey, kind):
 
 
 def test_auto_block_size():
-    assert auto_block_size(32, 256) == 32  # small ensembles stay dense
-    assert auto_block_size(32, 256, symmetric=True) == 32
-    assert auto_block_size(2048) == 2048
-    assert auto_block_size(2048, symmetric=True) == 1024
-    assert auto_block_size(32768, symmetric=True) == 1024
-    assert auto_block_size(4096, 16, symmetric=True) == 512
+    cpu = functools.partial(auto_block_size, backend="cpu")
+    assert cpu(32, 256) == 32  # small ensembles stay dense
+    assert cpu(32, 256, symmetric=True) == 32
+    assert cpu(2048) == 2048
+    assert cpu(2048, symmetric=True) == 1024
+    assert cpu(32768, symmetric=True) == 1024
+    assert cpu(4096, 16, symmetric=True) == 512
     for n in (4096, 32768):
-        block = auto_block_size(n)
-        assert 256 <= block < n and block * n <= 1 << 23 or block == 256 and block & (block - 1) == 0
+        block = cpu(n)
+        assert 256 <= block < n and block & (block - 1) == 0 and (block * n <= 1 << 22 or block == 256)
+    gpu = functools.partial(auto_block_size, backend="cuda")
+    assert gpu(8192) == gpu(8192, symmetric=True) == 8192  # 2^26 weights: still dense
+    assert gpu(65536, symmetric=True) == 8192
+    assert gpu(65536) == 1024 and gpu(65536, 4) == 1024  # row blocks: at least 1024 queries
+    assert gpu(32, 256) == 32
 
 
 def test_block_size_is_validated():

@@ -1,4 +1,5 @@
-"""The batch axis sharded over two (forced host) devices gives the one-device result."""
+"""The batch axis sharded over two (forced host) devices gives the one-device result: the
+same steps, the same numbers to float64 rounding (bit-identical on the CI machine)."""
 
 import os
 import subprocess
@@ -21,8 +22,8 @@ SCRIPT = textwrap.dedent(
         assert len(single.theta.sharding.device_set) == 1
         assert sharded.theta.shape == single.theta.shape == (batch, 2, n, d)
         assert sharded.stats["num_steps"] == single.stats["num_steps"]
-        np.testing.assert_array_equal(np.asarray(sharded.theta), np.asarray(single.theta))
-        np.testing.assert_array_equal(np.asarray(sharded.r), np.asarray(single.r))
+        for a, b in ((sharded.theta, single.theta), (sharded.r, single.r)):  # see test_kill_resume
+            np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=0, atol=1e-14)
     print("identical")
     """
 )

@@ -1,0 +1,81 @@
+"""Block-size scan of the attention field: the data behind the automatic block sizes.
+
+    python benchmarks/blocks.py [--n 2048 4096 ...] [--blocks 256 512 ...] [--matmul-n N]
+
+For each n (d = 128, float32, one trajectory, Q = K = V = I) it times one field
+evaluation on the symmetric pairs of blocks and on row blocks at each block size, and
+the dense field where it fits, and prints the effective rate 4n²d / time against the
+jnp.dot rate at full float32 precision (what the field uses) and at JAX's default
+precision (TF32 on recent NVIDIA GPUs).
+"""
+
+import argparse
+import time
+
+import jax
+import jax.numpy as jnp
+
+import particles
+from particles._attention import _PRECISION, auto_block_size
+from particles._sphere import tangent_projection
+
+
+def best(fn, repeat=5):
+    jax.block_until_ready(fn())
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        jax.block_until_ready(fn())
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def matmul(n, precision):
+    a = jax.random.normal(jax.random.key(0), (n, n), jnp.float32)
+    dot = jax.jit(lambda x: jnp.dot(x, x, precision=precision))
+    return 2 * n**3 / best(lambda: dot(a))
+
+
+def field(n, d, block, symmetric, beta=4.0):
+    theta = particles.init.uniform_sphere(1, n, d, dtype=jnp.float32)
+    att = particles.Attention(beta=jnp.float32(beta), Q=None, K=None, V=None, block_size=block)
+    if symmetric:
+        f = jax.jit(lambda th: tangent_projection(th, att(0.0, th)))
+    else:
+        b = jnp.float32(beta)[None, None]
+        f = jax.jit(lambda th: tangent_projection(th, att._mix(b, th, th, th)))
+    return best(lambda: f(theta))
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--n", type=int, nargs="+", default=[2048, 4096, 8192])
+    p.add_argument("--d", type=int, default=128)
+    p.add_argument("--blocks", type=int, nargs="+", default=[256, 512, 1024, 2048])
+    p.add_argument("--dense-max", type=int, default=8192, help="largest n timed dense")
+    p.add_argument("--matmul-n", type=int, default=2048)
+    args = p.parse_args()
+    full = matmul(args.matmul_n, _PRECISION)
+    default = matmul(args.matmul_n, None)
+    print(
+        f"{jax.devices()[0].device_kind}: jnp.dot {args.matmul_n}² float32 {full / 1e9:.0f} GFLOP/s at "
+        f"HIGHEST precision, {default / 1e9:.0f} at the default"
+    )
+    print("| n | path | block | automatic | ms per evaluation | effective GFLOP/s | / matmul (HIGHEST) |")
+    print("|---|---|---|---|---|---|---|")
+    for n in args.n:
+        flops = 4 * n * n * args.d
+        runs = [("dense", n, False)] if n <= args.dense_max else []
+        runs += [(path, b, path == "pairs") for b in args.blocks if b < n for path in ("pairs", "rows")]
+        for path, block, symmetric in runs:
+            auto = auto_block_size(n, symmetric=True) == block and path in ("pairs", "dense")
+            t = field(n, args.d, block, symmetric)
+            print(
+                f"| {n} | {path} | {block} | {'yes' if auto else ''} | {t * 1e3:.2f} | {flops / t / 1e9:.0f} | "
+                f"{flops / t / full:.0%} |",
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    main()
