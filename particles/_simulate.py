@@ -202,6 +202,7 @@ def simulate(
     block_size=None,
     shard=True,
     reduce_span=True,
+    _span_coordinates=False,
     **scheme_params,
 ) -> Trajectory:
     """Simulate n tokens under the attention flow of a normalization scheme.
@@ -240,6 +241,11 @@ def simulate(
     steps the two agree to rounding; with adaptive steps the error estimate is taken
     component by component in other coordinates, so the step sequences (not the
     tolerance met) differ. ``False`` solves in R^d.
+
+    ``_span_coordinates`` (internal, for sweeps): with the span reduction, return θ in
+    the span's orthonormal coordinates (*batch, T, n, n), which every observable of
+    :mod:`particles.analysis` allows (they depend on inner products only), instead of
+    mapping each save back to R^d.
 
     Failures. A single trajectory that does not reach t1 (step budget spent, the state
     non-finite) raises :class:`SimulationError`. In a batch the others are kept: when
@@ -421,7 +427,7 @@ def simulate(
             ts_out, lift, r = sol.ts[keep], lift[keep], r[keep]
             stop = {"t_stop": t_stop, "collapsed": collapsed, "stop_delta": stop_at_collapse}
         theta = jnp.moveaxis(normalize(lift), 0, -3)
-        if basis is not None:  # back from the span's coordinates (norms are kept)
+        if basis is not None and not _span_coordinates:  # back to R^d (norms are kept)
             theta = jnp.einsum("...tik,...kd->...tid", theta, basis, precision=_PRECISION)
         r = jnp.moveaxis(r, 0, -2)
         stats = {

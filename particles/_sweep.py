@@ -24,6 +24,7 @@ the chunks on disk; a store written by a different configuration is refused.
 """
 
 import contextlib
+import functools
 import itertools
 import json
 import math
@@ -147,6 +148,21 @@ def _units(cfg):
     return units, grid
 
 
+@functools.lru_cache(maxsize=4)
+def _initial_tokens(spec, seeds, n, d, dtype):
+    """The initial tokens of every seed, shared by the units that differ only in the
+    scheme, its parameters or beta (the same arrays each time, so the same results)."""
+    return jnp.stack([init.from_spec(spec, s, n, d, jnp.dtype(dtype)) for s in seeds])
+
+
+@functools.partial(jax.jit, static_argnames=("names", "delta", "k"))
+def _unit_observables(ts, theta, r, beta, t_stop, names, delta, k):
+    """The observables over the first ``k`` saves and the collapse times of one unit,
+    as one compiled program (op by op, they took as long as the solve)."""
+    values = analysis.observe(names, theta[:, :k], r[:, :k], beta, delta)
+    return values, analysis._collapse_time(ts, theta, delta, t_stop)
+
+
 def _solve_unit(cfg, unit):
     """One simulate call for a unit: observables (seed, time), NaN after a stop and
     where a failed seed has no state; collapse times (seed), NaN for a failed seed; the
@@ -154,7 +170,7 @@ def _solve_unit(cfg, unit):
     scheme, params, n, d, beta = unit
     dtype = jnp.dtype(cfg["dtype"])
     seeds, ts = cfg["axes"]["seed"]["values"], np.asarray(cfg["ts"])
-    x0 = jnp.stack([init.from_spec(cfg["init"], s, n, d, dtype) for s in seeds])
+    x0 = _initial_tokens(cfg["init"], tuple(seeds), n, d, dtype.name)
     delta = cfg["delta"]
     with warnings.catch_warnings():  # failed seeds are recorded in the status variable
         warnings.simplefilter("ignore", SimulationWarning)
@@ -167,10 +183,17 @@ def _solve_unit(cfg, unit):
             ts=ts,
             dtype=dtype,
             stop_at_collapse=delta if cfg["stop_at_collapse"] else None,
+            _span_coordinates=True,  # the observables need inner products only
             **cfg["solve"],
         )
-    k = len(traj.ts) - 1 if traj.stats.get("collapsed") else len(ts)
-    values = analysis.observe(cfg["observables"], traj.theta[:, :k], traj.r[:, :k], beta, delta)
+    stopped = traj.stats.get("collapsed")
+    k = len(traj.ts) - 1 if stopped else len(ts)
+    names = analysis.check_observables(cfg["observables"])
+    if "energy" in names:
+        analysis.energy(traj.theta[:1, :1], beta)  # refuses beta = 0 (under jit it would give inf)
+    values, collapse = _unit_observables(
+        traj.ts, traj.theta, traj.r, beta, traj.stats["t_stop"] if stopped else None, names, delta, k
+    )
     missing = np.isnan(np.asarray(traj.r[:, :k])).any(axis=-1)  # saves a failed seed did not reach
     out = {}
     for name, v in values.items():
@@ -178,7 +201,7 @@ def _solve_unit(cfg, unit):
         full[:, :k] = np.where(missing, np.nan, np.asarray(v))
         out[name] = full
     failed = traj.status != 0
-    out["collapse_time"] = np.where(failed, np.nan, analysis.collapse_time(traj, delta)).astype(dtype)
+    out["collapse_time"] = np.where(failed, np.nan, collapse).astype(dtype)
     out["status"] = traj.status
     out["t_stop"] = np.asarray(traj.stats.get("t_stop", cfg["t1"]), dtype=dtype)
     return out

@@ -152,10 +152,17 @@ def collapse_time(traj, delta: float = 1e-3) -> Float[Array, "*b"]:
     element whose saves never reach 1 − δ collapsed last, at ``traj.stats["t_stop"]``
     (the stop is located by root finding, so its last save may sit a hair below 1 − δ).
     """
-    t = crossing_time(traj.ts, min_cosine(traj.theta), 1 - delta)
     stats = traj.stats or {}
-    if stats.get("collapsed") and stats.get("stop_delta") == delta:
-        t = jnp.where(jnp.isinf(t), jnp.asarray(stats["t_stop"], t.dtype), t)
+    stopped = stats.get("collapsed") and stats.get("stop_delta") == delta
+    return _collapse_time(traj.ts, traj.theta, delta, stats["t_stop"] if stopped else None)
+
+
+def _collapse_time(ts, theta, delta: float = 1e-3, t_stop=None) -> Float[Array, "*b"]:
+    """The collapse time from the saves ``ts`` and directions ``theta`` (*b, T, n, d);
+    ``t_stop``: the time a collapse event ended the run (else None). Works under jit."""
+    t = crossing_time(ts, min_cosine(theta), 1 - delta)
+    if t_stop is not None:
+        t = jnp.where(jnp.isinf(t), jnp.asarray(t_stop, t.dtype), t)
     return t
 
 
