@@ -25,8 +25,9 @@ HEAD_REDUCTIONS = ("sum", "mean")
 # benchmarks/blocks.py, d = 128, float32:
 # - 2-core CPU (2^21 float32 weights are 8 MiB): row blocks of 512-1024 queries ran at
 #   ~80% of the 2048² matmul rate for n = 2048-8192 (the dense n = 4096 field at ~65%:
-#   its weights fall out of cache); the symmetric pairs of blocks (Q = K = V = I) ran
-#   1.3-1.5x faster than row blocks of the same size.
+#   its weights fall out of cache), and the symmetric pairs of blocks (Q = K = V = I)
+#   ran 1.3-1.5x faster than those with blocks of 512-1024, but slower than row blocks
+#   with blocks of 256.
 # - H100 (2026-11-23): pairs of 1024-blocks ran at 33-37% of the 8192² matmul rate (at
 #   full float32 precision) for n = 8192-65536, launch-bound; pairs of 8192-blocks at
 #   69-84%, dense n ≤ 8192 at 58%.
