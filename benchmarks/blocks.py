@@ -10,41 +10,18 @@ precision (TF32 on recent NVIDIA GPUs).
 """
 
 import argparse
-import time
 
 import jax
 import jax.numpy as jnp
+from run import best_time, field_evaluation
 
-import particles
 from particles._attention import _PRECISION, auto_block_size
-from particles._sphere import tangent_projection
-
-
-def best(fn, repeat=5):
-    jax.block_until_ready(fn())
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        jax.block_until_ready(fn())
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def matmul(n, precision):
     a = jax.random.normal(jax.random.key(0), (n, n), jnp.float32)
     dot = jax.jit(lambda x: jnp.dot(x, x, precision=precision))
-    return 2 * n**3 / best(lambda: dot(a))
-
-
-def field(n, d, block, symmetric, beta=4.0):
-    theta = particles.init.uniform_sphere(1, n, d, dtype=jnp.float32)
-    att = particles.Attention(beta=jnp.float32(beta), Q=None, K=None, V=None, block_size=block)
-    if symmetric:
-        f = jax.jit(lambda th: tangent_projection(th, att(0.0, th)))
-    else:
-        b = jnp.float32(beta)[None, None]
-        f = jax.jit(lambda th: tangent_projection(th, att._mix(b, th, th, th)))
-    return best(lambda: f(theta))
+    return 2 * n**3 / best_time(lambda: dot(a), repeat=5)
 
 
 def main():
@@ -69,7 +46,7 @@ def main():
         runs += [(path, b, path == "pairs") for b in args.blocks if b < n for path in ("pairs", "rows")]
         for path, block, symmetric in runs:
             auto = auto_block_size(n, symmetric=True) == block and path in ("pairs", "dense")
-            t = field(n, args.d, block, symmetric)
+            t = best_time(field_evaluation(n, args.d, block, symmetric), repeat=5)
             print(
                 f"| {n} | {path} | {block} | {'yes' if auto else ''} | {t * 1e3:.2f} | {flops / t / 1e9:.0f} | "
                 f"{flops / t / full:.0%} |",

@@ -228,17 +228,30 @@ def side_by_side(fn, rounds=5):
     """Best time of ``fn()`` and the matmul rate, measured in alternation, so that both
     see the same load on a shared machine."""
     a = jax.random.normal(jax.random.key(0), (MATMUL_N, MATMUL_N), jnp.float32)
-    dot = full_precision_dot
-    jax.block_until_ready((fn(), dot(a, a)))
+    jax.block_until_ready((fn(), full_precision_dot(a, a)))
     t_fn, t_dot = [], []
     for _ in range(rounds):
-        for f, times in ((fn, t_fn), (lambda: dot(a, a), t_dot)):
+        for f, times in ((fn, t_fn), (lambda: full_precision_dot(a, a), t_dot)):
             start = time.perf_counter()
             jax.block_until_ready(f())
             times.append(time.perf_counter() - start)
     rate = 2 * MATMUL_N**3 / min(t_dot)
     RATES.append(rate)
     return min(t_fn), rate
+
+
+def field_evaluation(n, d, block, symmetric, beta=4.0):
+    """A call of the jitted post field P_θ A(θ) on n uniform tokens (float32, one
+    trajectory, Q = K = V = I): with ``symmetric`` as `simulate` computes it (dense or
+    pairs of blocks), else forced onto row blocks (the path for general Q, K, V)."""
+    theta = particles.init.uniform_sphere(1, n, d, dtype=jnp.float32)
+    att = particles.Attention(beta=jnp.float32(beta), Q=None, K=None, V=None, block_size=block)
+    if symmetric:
+        f = jax.jit(lambda th: tangent_projection(th, att(0.0, th)))
+    else:
+        b = jnp.float32(beta)[None, None]
+        f = jax.jit(lambda th: tangent_projection(th, att._mix(b, th, th, th)))
+    return lambda: f(theta)
 
 
 def executed_flops(n, d, block, symmetric):
@@ -271,16 +284,9 @@ def throughput(cases, d=128, beta=4.0):
     ]
     fractions = []
     for n, block, path in cases:
-        theta = particles.init.uniform_sphere(1, n, d, dtype=jnp.float32)
-        att = particles.Attention(beta=jnp.float32(beta), Q=None, K=None, V=None, block_size=block)
         symmetric = path == "auto"
         size = block or particles._attention.auto_block_size(n, symmetric=symmetric)
-        if symmetric:
-            f = jax.jit(lambda th: tangent_projection(th, att(0.0, th)))
-        else:
-            b = jnp.float32(beta)[None, None]
-            f = jax.jit(lambda th: tangent_projection(th, att._mix(b, th, th, th)))
-        t, rate = side_by_side(lambda: f(theta))
+        t, rate = side_by_side(field_evaluation(n, d, block, symmetric, beta))
         nominal = 4 * n * n * d
         executed = executed_flops(n, d, size, symmetric)
         if block is None and symmetric:

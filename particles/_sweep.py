@@ -190,7 +190,7 @@ def _solve_unit(cfg, unit):
     k = len(traj.ts) - 1 if stopped else len(ts)
     names = analysis.check_observables(cfg["observables"])
     if "energy" in names:
-        analysis.energy(traj.theta[:1, :1], beta)  # refuses beta = 0 (under jit it would give inf)
+        analysis._check_energy_beta(beta)  # under jit, beta = 0 would give inf, not an error
     values, collapse = _unit_observables(
         traj.ts, traj.theta, traj.r, beta, traj.stats["t_stop"] if stopped else None, names, delta, k
     )

@@ -89,15 +89,18 @@ def energy(theta: Float[Array, "*b n d"], beta) -> Float[Array, "*b"]:
     so β = 0 is refused when ``beta`` is concrete (under jit it gives inf).
     """
     if not isinstance(beta, jax.core.Tracer):
-        b = np.asarray(beta)
-        if np.any(b == 0) or not np.all(np.isfinite(b)):
-            raise ValueError(
-                f"beta={beta!r}: the energy needs finite nonzero beta (E ~ 1/(2 beta) as beta -> 0)"
-            )
+        _check_energy_beta(beta)
     n = theta.shape[-2]
     beta = jnp.asarray(beta, theta.dtype)
     total = jnp.sum(jnp.exp(beta[..., None, None] * cosine_matrix(theta)), axis=(-1, -2))
     return total / (2 * beta * n * n)
+
+
+def _check_energy_beta(beta) -> None:
+    """Refuse a concrete beta for which the energy is not finite."""
+    b = np.asarray(beta)
+    if np.any(b == 0) or not np.all(np.isfinite(b)):
+        raise ValueError(f"beta={beta!r}: the energy needs finite nonzero beta (E ~ 1/(2 beta) as beta -> 0)")
 
 
 def effective_rank(theta: Float[Array, "*b n d"]) -> Float[Array, "*b"]:
