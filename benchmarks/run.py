@@ -36,7 +36,8 @@ import numpy as np
 from scipy.integrate import solve_ivp
 
 import particles
-from particles._sphere import tangent_projection
+from particles._simulate import _field
+from particles._sphere import normalize, span_basis, tangent_projection
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -98,6 +99,28 @@ def trajectory_errors(theta, reference):
     """Per trajectory: the largest distance between a token's direction and its reference."""
     theta = theta / np.linalg.norm(theta, axis=-1, keepdims=True)
     return np.max(np.linalg.norm(theta - reference, axis=-1), axis=-1)
+
+
+def field_floor(x0, dtype, evaluations, beta):
+    """Best time of ``evaluations`` calls of the field the span solve integrates
+    (`particles._simulate._field`: the post velocity in lifted span coordinates, the
+    whole batch at once), chained by y <- y + 10^-3 f(y) so that none can be skipped or
+    hoisted: the time of the solve with every other cost of the solver removed."""
+    with jax.enable_x64(dtype == np.float64):
+        theta = normalize(jnp.asarray(x0, dtype))
+        coords = jnp.einsum(
+            "...id,...kd->...ik", theta, span_basis(theta), precision=particles._attention._PRECISION
+        )
+        att = particles.Attention(beta=jnp.full(x0.shape[:-2], beta, dtype), Q=None, K=None, V=None)
+        args = (particles.schemes.get_scheme("post"), att)
+        y = (coords, jnp.ones(coords.shape[:-1], dtype))
+
+        @jax.jit
+        def fields(y):
+            step = lambda i, y: jax.tree.map(lambda a, k: a + 1e-3 * k, y, _field(0.0, y, args))
+            return jax.lax.fori_loop(0, evaluations, step, y)
+
+        return best_time(lambda: fields(y), repeat=5)
 
 
 def ensemble(batch, subset, euler_h, n=32, d=128, beta=4.0, t1=30.0, tol=1e-6):
@@ -204,6 +227,22 @@ def ensemble(batch, subset, euler_h, n=32, d=128, beta=4.0, t1=30.0, tol=1e-6):
         "unit time, a floor that tighter tolerances do not lower (a float64 state with the field "
         "evaluated in float32 has the same floor).",
     ]
+    floors = {}
+    for label, dtype, _, reduce_span, t, _, traj, _ in results:
+        if reduce_span:
+            evaluations = 6 * traj.stats["num_steps"] + 1
+            floors[np.dtype(dtype).name] = (evaluations, field_floor(x0, dtype, evaluations, beta), t)
+    lines += [
+        "",
+        "Field alone (the least the solve can cost): the field the span solve integrates, called as "
+        "many times as that solve called it, chained by one y + 10⁻³f(y) each and nothing else: "
+        + "; ".join(
+            f"{name}: {e} evaluations in {tf * 1e3:.0f} ms ({tf / t:.0%} of its solve), so at most "
+            f"**{t_scipy / tf:.1f}x** scipy even with every other cost of the solver removed"
+            for name, (e, tf, t) in floors.items()
+        )
+        + ".",
+    ]
     if best is not None:
         lines.append(
             f"At scipy's accuracy (max error at most scipy's): **{t_scipy / best[4]:.1f}x**, "
@@ -217,6 +256,7 @@ def ensemble(batch, subset, euler_h, n=32, d=128, beta=4.0, t1=30.0, tol=1e-6):
         "scipy_error": float(np.max(err_scipy)),
         "ensemble_ratio_accurate": None if best is None else t_scipy / best[4],
         "ensemble_accurate_config": None if best is None else best[0],
+        "ensemble_floor_ratio": {name: t_scipy / tf for name, (_, tf, _) in floors.items()},
     }
     return lines, summary
 
@@ -451,6 +491,8 @@ def main(argv=None):
             if summary["ensemble_ratio_accurate"]
             else "none as accurate"
         )
+        + "; the field evaluations alone, at most "
+        + ", ".join(f"{r:.1f}x ({name})" for name, r in summary["ensemble_floor_ratio"].items())
         + " |",
         f"| field >= 85% of matmul for n >= 2048 | min {summary['throughput_min_fraction']:.0%} "
         "(effective rate, automatic blocks; executed flops in (b)) |",
