@@ -1,6 +1,7 @@
 """Integrate the particle flow of a scheme with a diffrax solver, all under jit."""
 
 import contextlib
+import functools
 import time
 import warnings
 
@@ -16,7 +17,7 @@ from ._devices import batch_sharding, shard_batch
 from ._solver import UnrolledTsit5, step_controller
 from ._sphere import normalize, safe_norm, span_basis
 from ._trajectory import STATUS_MAX_STEPS, STATUS_NONFINITE, STATUS_OK, Trajectory
-from ._validate import check_choice, check_finite_array, check_float, check_int
+from ._validate import check_choice, check_finite_array, check_float, check_int, default_dtype
 from .analysis import min_cosine
 from .schemes import AbstractScheme, AbstractSpeedScheme, get_scheme
 
@@ -103,6 +104,37 @@ def _solve(
         throw=False,
         progress_meter=diffrax.TqdmProgressMeter() if progress else diffrax.NoProgressMeter(),
     )
+
+
+# The array work before and after the solve is one compiled program each: op by op it
+# was some forty small programs, each traced and looked up in the compilation cache on
+# every start of the command line (about half a second of `particles simulate`).
+@functools.partial(jax.jit, static_argnums=(1, 2))
+def _initial_state(x, sphere_bound: bool, span: bool):
+    """(θ, r, basis) at t0 from the tokens x: θ in the span's coordinates θ_i = Σ_k c_ik b_k
+    when ``span`` (basis: the orthonormal rows b_k), else in R^d (basis None)."""
+    theta = normalize(x)
+    r = jnp.ones(x.shape[:-1], x.dtype) if sphere_bound else safe_norm(x)
+    if not span:
+        return theta, r, None
+    basis = span_basis(theta)
+    return jnp.einsum("...id,...kd->...ik", theta, basis, precision=_PRECISION), r, basis
+
+
+@jax.jit
+def _valid_saves(lift, r):
+    """Per save and token: finite, with a radius r > 0."""
+    return jnp.all(jnp.isfinite(lift), axis=-1) & jnp.isfinite(r) & (r > 0)
+
+
+@jax.jit
+def _outputs(lift, r, basis):
+    """θ (*batch, T, n, ·) and r (*batch, T, n) from the saves (T, *batch, ...); θ mapped
+    back to R^d when a span ``basis`` is given (norms are kept)."""
+    theta = jnp.moveaxis(normalize(lift), 0, -3)
+    if basis is not None:
+        theta = jnp.einsum("...tik,...kd->...tid", theta, basis, precision=_PRECISION)
+    return theta, jnp.moveaxis(r, 0, -2)
 
 
 def _keeps_span(scheme, att) -> bool:
@@ -298,7 +330,7 @@ def simulate(
         ) from None
 
     if dtype is None:
-        dtype = x0_np.dtype if np.issubdtype(x0_np.dtype, np.floating) else jnp.zeros(()).dtype
+        dtype = x0_np.dtype if np.issubdtype(x0_np.dtype, np.floating) else default_dtype()
     dtype = np.dtype(dtype)
     if dtype not in (np.float32, np.float64):
         raise ValueError(f"dtype={dtype} must be float32 or float64")
@@ -306,17 +338,17 @@ def simulate(
 
     with x64:
         dtype = jnp.float64 if dtype == np.float64 else jnp.float32
-        ts_arr = jnp.linspace(t0, t1, 101, dtype=dtype) if ts is None else jnp.asarray(ts, dtype=dtype)
-        ts_np = np.asarray(ts_arr)
+        ts_np = np.asarray(np.linspace(t0, t1, 101) if ts is None else ts, dtype=dtype)
         if ts_np.ndim != 1 or ts_np.size == 0 or not np.all(np.isfinite(ts_np)):
             raise ValueError("ts must be a non-empty 1-d array of finite times")
         if np.any(np.diff(ts_np) <= 0):
             raise ValueError("ts must be strictly increasing")
         if ts_np[0] < t0 or ts_np[-1] > t1:
             raise ValueError(f"ts must lie in [t0, t1] = [{t0}, {t1}], got [{ts_np[0]}, {ts_np[-1]}]")
+        ts_arr = jnp.asarray(ts_np)
 
         att = Attention(
-            beta=jnp.broadcast_to(jnp.asarray(beta_np, dtype), batch),
+            beta=jnp.asarray(np.broadcast_to(np.asarray(beta_np, dtype), batch)),
             Q=_weights("Q", Q, d),
             K=_weights("K", K, d),
             V=_weights("V", V, d),
@@ -325,13 +357,11 @@ def simulate(
             heads=heads,
             block_size=block_size,
         )
-        x = jnp.broadcast_to(jnp.asarray(x0_np, dtype), (*batch, n, d))
         _check_logit_range(att, beta_np, x0_np, scheme, dtype)
-        theta0 = normalize(x)
-        r0 = jnp.ones(x.shape[:-1], dtype) if scheme.sphere_bound else safe_norm(x)
-        basis = span_basis(theta0) if reduce_span and n < d and _keeps_span(scheme, att) else None
-        if basis is not None:  # solve in the coordinates θ_i = Σ_k c_ik b_k of the span
-            theta0 = jnp.einsum("...id,...kd->...ik", theta0, basis, precision=_PRECISION)
+        span = bool(reduce_span and n < d and _keeps_span(scheme, att))
+        theta0, r0, basis = _initial_state(
+            jnp.asarray(np.broadcast_to(x0_np.astype(dtype), (*batch, n, d))), scheme.sphere_bound, span
+        )
         jumps = sorted(set(att.layer_jumps(t0, t1)) | {t for t in scheme.jump_times() if t0 < t < t1})
         jumps = jnp.asarray(jumps, dtype) if jumps and step_size is None else None
 
@@ -391,8 +421,8 @@ def simulate(
         # a save with NaN/inf, or a radius r ≤ 0 (the polar form x = rθ broke down: pre at a
         # token whose radius shrinks to 0 in finite time), marks its trajectory failed; such
         # saves, and those a failed trajectory did not reach (diffrax: inf), become NaN
-        valid = jnp.all(jnp.isfinite(lift), axis=-1) & jnp.isfinite(r) & (r > 0)  # (T, *batch, n)
-        finite = np.asarray(jnp.all(valid, axis=-1))
+        valid = np.asarray(_valid_saves(lift, r))  # (T, *batch, n)
+        finite = np.all(valid, axis=-1)
         if not retried:  # after a collapse stop, the saves not made are inf by design
             finite = finite[np.isfinite(np.asarray(sol.ts))]
         finite = np.all(finite, axis=0)
@@ -405,7 +435,7 @@ def simulate(
                 "shorten t1, or use adaptive steps (no step_size)"
             )
         if np.any(status != STATUS_OK):
-            bad = ~jnp.all(valid, axis=-1)[..., None]  # (T, *batch, 1): the whole save
+            bad = ~np.all(valid, axis=-1)[..., None]  # (T, *batch, 1): the whole save
             lift = jnp.where(bad[..., None], jnp.nan, lift)
             r = jnp.where(bad, jnp.nan, r)
             warnings.warn(
@@ -426,10 +456,7 @@ def simulate(
             keep = np.append(keep, done[-1]) if collapsed else keep
             ts_out, lift, r = sol.ts[keep], lift[keep], r[keep]
             stop = {"t_stop": t_stop, "collapsed": collapsed, "stop_delta": stop_at_collapse}
-        theta = jnp.moveaxis(normalize(lift), 0, -3)
-        if basis is not None and not _span_coordinates:  # back to R^d (norms are kept)
-            theta = jnp.einsum("...tik,...kd->...tid", theta, basis, precision=_PRECISION)
-        r = jnp.moveaxis(r, 0, -2)
+        theta, r = _outputs(lift, r, None if _span_coordinates else basis)
         stats = {
             "num_steps": num_steps,
             "num_accepted": int(sol.stats["num_accepted_steps"]),

@@ -38,7 +38,7 @@ import numpy as np
 from . import analysis, init
 from ._simulate import SimulationWarning, simulate
 from ._trajectory import TMP_PREFIX, atomic_path, write_atomic
-from ._validate import check_choice, check_float, check_int
+from ._validate import check_choice, check_float, check_int, default_dtype
 from .schemes import SCHEMES, get_scheme
 
 MANIFEST = "manifest.json"
@@ -110,7 +110,7 @@ def _config(**kw):
     cfg["observables"] = list(analysis.check_observables(kw["observables"]))
     delta = check_float("delta", kw["delta"], positive=True)
     cfg.update(delta=delta, stop_at_collapse=bool(kw["stop_at_collapse"]), init=init.check_spec(kw["init"]))
-    dtype = np.dtype(kw["dtype"] if kw["dtype"] is not None else jnp.zeros(()).dtype)
+    dtype = np.dtype(kw["dtype"] if kw["dtype"] is not None else default_dtype())
     if dtype not in (np.float32, np.float64):
         raise ValueError(f"dtype={dtype} must be float32 or float64")
     cfg["dtype"] = dtype.name

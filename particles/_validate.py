@@ -8,6 +8,12 @@ import jax
 import numpy as np
 
 
+def default_dtype():
+    """JAX's default float dtype: float64 in 64-bit mode, else float32 (without
+    creating an array, which would compile a program)."""
+    return np.dtype(jax.dtypes.canonicalize_dtype(np.float64))
+
+
 def check_int(name, value, *, minimum=None):
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise ValueError(f"{name}={value!r} must be an integer")

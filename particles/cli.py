@@ -62,6 +62,16 @@ def _initial_tokens(args, init, dtype):
     return init.from_spec(spec, args.seed, n, d, dtype=dtype, name="--init")
 
 
+def _final_summary(theta, r):
+    """The final mean cosine and radii, as one compiled program (op by op each would be
+    compiled, or looked up in the cache, on every start)."""
+    import jax
+
+    from .analysis import mean_cosine
+
+    return jax.jit(lambda theta, r: (mean_cosine(theta[-1]), r[-1]))(theta, r)
+
+
 def _run_simulate(args):
     import jax.numpy as jnp
 
@@ -96,8 +106,8 @@ def _run_simulate(args):
         progress=args.progress,
         **params,
     )
-    rho = float(particles.analysis.mean_cosine(traj.theta[-1]))
-    r = np.asarray(traj.r[-1])
+    rho, r = _final_summary(traj.theta, traj.r)
+    rho, r = float(rho), np.asarray(r)
     print(f"scheme {traj.config['scheme']}  n={traj.config['n']} d={traj.config['d']} beta={args.beta:g}")
     print(f"t = {args.t0:g} .. {args.t1:g}, {len(traj.ts)} saves, {traj.config['dtype']}")
     print(f"final mean cosine  {rho:.6f}")

@@ -8,7 +8,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float
 
 from ._sphere import normalize
-from ._validate import as_key, check_float, check_int
+from ._validate import as_key, check_float, check_int, default_dtype
 
 
 def _shape(batch, n, d):
@@ -25,14 +25,14 @@ def _shape(batch, n, d):
 def uniform_sphere(key, n: int, d: int, batch=None, dtype=None) -> Float[Array, "*batch n d"]:
     """i.i.d. tokens uniform on S^{d-1} (normalised Gaussians)."""
     shape = _shape(batch, n, d)
-    return normalize(jax.random.normal(as_key(key), shape, dtype or jnp.zeros(()).dtype))
+    return normalize(jax.random.normal(as_key(key), shape, dtype or default_dtype()))
 
 
 def gaussian(key, n: int, d: int, scale: float = 1.0, batch=None, dtype=None) -> Float[Array, "*batch n d"]:
     """i.i.d. tokens N(0, scale² I_d / d), so that |x_i| ≈ scale."""
     shape = _shape(batch, n, d)
     scale = check_float("scale", scale, positive=True)
-    return scale / math.sqrt(d) * jax.random.normal(as_key(key), shape, dtype or jnp.zeros(()).dtype)
+    return scale / math.sqrt(d) * jax.random.normal(as_key(key), shape, dtype or default_dtype())
 
 
 def equiangular(n: int, d: int, rho0: float, r0: float = 1.0, dtype=None) -> Float[Array, "n d"]:
@@ -47,7 +47,7 @@ def equiangular(n: int, d: int, rho0: float, r0: float = 1.0, dtype=None) -> Flo
     r0 = check_float("r0", r0, positive=True)
     if not 0 <= rho0 <= 1:
         raise ValueError(f"rho0={rho0!r} must lie in [0, 1]")
-    dtype = dtype or jnp.zeros(()).dtype
+    dtype = dtype or default_dtype()
     if rho0 == 0:
         if n > d:
             raise ValueError(f"equiangular start with rho0=0 needs n <= d, got n={n}, d={d}")
@@ -70,7 +70,7 @@ def clusters(
     shape = _shape(batch, n, d)
     check_int("k", k, minimum=1)
     spread = check_float("spread", spread, nonnegative=True)
-    dtype = dtype or jnp.zeros(()).dtype
+    dtype = dtype or default_dtype()
     kc, kn = jax.random.split(as_key(key))
     centres = normalize(jax.random.normal(kc, (*shape[:-2], k, d), dtype))
     members = jnp.take(centres, jnp.arange(n) % k, axis=-2)

@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from ._validate import as_key, check_choice, check_int
+from ._validate import as_key, check_choice, check_int, default_dtype
 
 ENSEMBLES = ("kaiming", "gaussian", "goe")
 
@@ -37,7 +37,7 @@ def random_weights(
     check_int("heads", heads, minimum=1)
     check_int("layers", layers, minimum=1)
     check_choice("ensemble", ensemble, ENSEMBLES)
-    dtype = dtype or jnp.zeros(()).dtype
+    dtype = dtype or default_dtype()
     kq, kk, kv = jax.random.split(as_key(key), 3)
     shape = (layers, heads, d, d)
     return tuple(_draw(k, shape, d, ensemble, dtype) for k in (kq, kk, kv))
