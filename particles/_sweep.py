@@ -37,6 +37,7 @@ import numpy as np
 
 from . import analysis, init
 from ._simulate import SimulationWarning, simulate
+from ._sphere import normalize
 from ._trajectory import TMP_PREFIX, atomic_path, write_atomic
 from ._validate import check_choice, check_float, check_int, default_dtype
 from .schemes import SCHEMES, get_scheme
@@ -156,11 +157,20 @@ def _initial_tokens(spec, seeds, n, d, dtype):
 
 
 @functools.partial(jax.jit, static_argnames=("names", "delta", "k"))
-def _unit_observables(ts, theta, r, beta, t_stop, names, delta, k):
-    """The observables over the first ``k`` saves and the collapse times of one unit,
-    as one compiled program (op by op, they took as long as the solve)."""
-    values = analysis.observe(names, theta[:, :k], r[:, :k], beta, delta)
-    return values, analysis._collapse_time(ts, theta, delta, t_stop)
+def _unit_observables(ts, lift, r, beta, t_stop, names, delta, k):
+    """The observables over the first ``k`` saves and the collapse times of one unit
+    from the solver's saves (``lift`` (T, seed, n, m), θ = lift/|lift|; ``r`` (T, seed,
+    n)), as one compiled program (op by op, they took as long as the solve), one seed
+    at a time: for the whole unit at once, its Gram matrices (seeds × saves × n × n)
+    were arrays of tens of MB, and allocating them cost more than computing them."""
+
+    def one_seed(i):
+        theta = normalize(jax.lax.dynamic_index_in_dim(lift, i, axis=1, keepdims=False))
+        r_seed = jax.lax.dynamic_index_in_dim(r, i, axis=1, keepdims=False)
+        values = analysis.observe(names, theta[:k], r_seed[:k], beta, delta)
+        return values, analysis._collapse_time(ts, theta, delta, t_stop)
+
+    return jax.lax.map(one_seed, jnp.arange(lift.shape[1]))
 
 
 def _solve_unit(cfg, unit):
@@ -174,7 +184,7 @@ def _solve_unit(cfg, unit):
     delta = cfg["delta"]
     with warnings.catch_warnings():  # failed seeds are recorded in the status variable
         warnings.simplefilter("ignore", SimulationWarning)
-        traj = simulate(
+        saves = simulate(
             x0,
             get_scheme(scheme, **dict(params)),
             beta=beta,
@@ -183,27 +193,27 @@ def _solve_unit(cfg, unit):
             ts=ts,
             dtype=dtype,
             stop_at_collapse=delta if cfg["stop_at_collapse"] else None,
-            _span_coordinates=True,  # the observables need inner products only
+            _solver_saves=True,  # the observables need inner products only
             **cfg["solve"],
         )
-    stopped = traj.stats.get("collapsed")
-    k = len(traj.ts) - 1 if stopped else len(ts)
+    stopped = saves.stats.get("collapsed")
+    k = len(saves.ts) - 1 if stopped else len(ts)
     names = analysis.check_observables(cfg["observables"])
     if "energy" in names:
         analysis._check_energy_beta(beta)  # under jit, beta = 0 would give inf, not an error
     values, collapse = _unit_observables(
-        traj.ts, traj.theta, traj.r, beta, traj.stats["t_stop"] if stopped else None, names, delta, k
+        saves.ts, saves.lift, saves.r, beta, saves.stats["t_stop"] if stopped else None, names, delta, k
     )
-    missing = np.isnan(np.asarray(traj.r[:, :k])).any(axis=-1)  # saves a failed seed did not reach
+    missing = np.isnan(np.asarray(saves.r[:k])).any(axis=-1).T  # saves a failed seed did not reach
     out = {}
     for name, v in values.items():
         full = np.full((len(seeds), len(ts)), np.nan, dtype=dtype)
         full[:, :k] = np.where(missing, np.nan, np.asarray(v))
         out[name] = full
-    failed = traj.status != 0
+    failed = saves.status != 0
     out["collapse_time"] = np.where(failed, np.nan, collapse).astype(dtype)
-    out["status"] = traj.status
-    out["t_stop"] = np.asarray(traj.stats.get("t_stop", cfg["t1"]), dtype=dtype)
+    out["status"] = saves.status
+    out["t_stop"] = np.asarray(saves.stats.get("t_stop", cfg["t1"]), dtype=dtype)
     return out
 
 
