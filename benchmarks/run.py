@@ -36,8 +36,8 @@ import numpy as np
 from scipy.integrate import solve_ivp
 
 import particles
-from particles._simulate import _field
-from particles._sphere import normalize, span_basis, tangent_projection
+from particles._simulate import _field, _initial_state
+from particles._sphere import tangent_projection
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -107,13 +107,10 @@ def field_floor(x0, dtype, evaluations, beta):
     whole batch at once), chained by y <- y + 10^-3 f(y) so that none can be skipped or
     hoisted: the time of the solve with every other cost of the solver removed."""
     with jax.enable_x64(dtype == np.float64):
-        theta = normalize(jnp.asarray(x0, dtype))
-        coords = jnp.einsum(
-            "...id,...kd->...ik", theta, span_basis(theta), precision=particles._attention._PRECISION
-        )
+        coords, r, _ = _initial_state(jnp.asarray(x0, dtype), True, True)  # as simulate starts
         att = particles.Attention(beta=jnp.full(x0.shape[:-2], beta, dtype), Q=None, K=None, V=None)
         args = (particles.schemes.get_scheme("post"), att)
-        y = (coords, jnp.ones(coords.shape[:-1], dtype))
+        y = (coords, r)
 
         @jax.jit
         def fields(y):

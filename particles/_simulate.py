@@ -107,9 +107,9 @@ def _solve(
     )
 
 
-# The array work before and after the solve is one compiled program each: op by op it
+# The array work before and after the solve is one compiled program each (op by op it
 # was some forty small programs, each traced and looked up in the compilation cache on
-# every start of the command line (about half a second of `particles simulate`).
+# every start of the command line; timed in alternation, the start got no faster).
 @functools.partial(jax.jit, static_argnums=(1, 2))
 def _initial_state(x, sphere_bound: bool, span: bool):
     """(θ, r, basis) at t0 from the tokens x: θ in the span's coordinates θ_i = Σ_k c_ik b_k
