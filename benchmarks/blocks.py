@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 from run import best_time, field_evaluation
 
-from particles._attention import _PRECISION, auto_block_size
+from particles import PRECISION, auto_block_size
 
 
 def matmul(n, precision):
@@ -32,7 +32,7 @@ def main():
     p.add_argument("--dense-max", type=int, default=8192, help="largest n timed dense")
     p.add_argument("--matmul-n", type=int, default=2048)
     args = p.parse_args()
-    full = matmul(args.matmul_n, _PRECISION)
+    full = matmul(args.matmul_n, PRECISION)
     default = matmul(args.matmul_n, None)
     print(
         f"{jax.devices()[0].device_kind}: jnp.dot {args.matmul_n}² float32 {full / 1e9:.0f} GFLOP/s at "

@@ -36,8 +36,7 @@ import numpy as np
 from scipy.integrate import solve_ivp
 
 import particles
-from particles._simulate import _field, _initial_state
-from particles._sphere import tangent_projection
+from particles.sphere import tangent_projection
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -56,7 +55,7 @@ def best_time(fn, repeat=3):
 RATES = []
 # The reference matmul at the precision the field uses (full float32: on a GPU JAX's
 # default precision is TF32, ~8x faster on an H100 and too coarse for rtol 1e-6).
-full_precision_dot = jax.jit(functools.partial(jnp.dot, precision=particles._attention._PRECISION))
+full_precision_dot = jax.jit(functools.partial(jnp.dot, precision=particles.PRECISION))
 MATMUL_N = 2048  # the size of the reference jnp.dot; --matmul-n (a GPU needs more to fill it)
 
 
@@ -103,18 +102,20 @@ def trajectory_errors(theta, reference):
 
 def field_floor(x0, dtype, evaluations, beta):
     """Best time of ``evaluations`` calls of the field the span solve integrates
-    (`particles._simulate._field`: the post velocity in lifted span coordinates, the
+    (`particles.vector_field`: the post velocity in lifted span coordinates, the
     whole batch at once), chained by y <- y + 10^-3 f(y) so that none can be skipped or
     hoisted: the time of the solve with every other cost of the solver removed."""
-    with jax.enable_x64(dtype == np.float64):
-        coords, r, _ = _initial_state(jnp.asarray(x0, dtype), True, True)  # as simulate starts
+    with particles.precision(dtype):
+        coords, r, _ = particles.initial_state(jnp.asarray(x0, dtype), True, True)  # as simulate starts
         att = particles.Attention(beta=jnp.full(x0.shape[:-2], beta, dtype), Q=None, K=None, V=None)
         args = (particles.schemes.get_scheme("post"), att)
         y = (coords, r)
 
         @jax.jit
         def fields(y):
-            step = lambda i, y: jax.tree.map(lambda a, k: a + 1e-3 * k, y, _field(0.0, y, args))
+            step = lambda i, y: jax.tree.map(
+                lambda a, k: a + 1e-3 * k, y, particles.vector_field(0.0, y, args)
+            )
             return jax.lax.fori_loop(0, evaluations, step, y)
 
         return best_time(lambda: fields(y), repeat=5)
@@ -292,7 +293,7 @@ def field_evaluation(n, d, block, symmetric, beta=4.0):
         f = jax.jit(lambda th: tangent_projection(th, att(0.0, th)))
     else:
         b = jnp.float32(beta)[None, None]
-        f = jax.jit(lambda th: tangent_projection(th, att._mix(b, th, th, th)))
+        f = jax.jit(lambda th: tangent_projection(th, particles.kernels.mix(b, th, th, th, block=block)))
     return lambda: f(theta)
 
 
@@ -327,7 +328,7 @@ def throughput(cases, d=128, beta=4.0):
     fractions = []
     for n, block, path in cases:
         symmetric = path == "auto"
-        size = block or particles._attention.auto_block_size(n, symmetric=symmetric)
+        size = block or particles.auto_block_size(n, symmetric=symmetric)
         t, rate = side_by_side(field_evaluation(n, d, block, symmetric, beta), rounds=THROUGHPUT_ROUNDS)
         nominal = 4 * n * n * d
         executed = executed_flops(n, d, size, symmetric)
@@ -365,7 +366,7 @@ def large_n(n=32768, d=64, h=0.01):
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, env=env)
     total, solve, again, maxrss_kb, device_peak = (float(v) for v in out.stdout.split()[-5:])
     gb = maxrss_kb * 1024 / 1e9
-    block = particles._attention.auto_block_size(n, symmetric=True)
+    block = particles.auto_block_size(n, symmetric=True)
     flops = 6 * 4 * n * n * d
     on_device = jax.default_backend() != "cpu" and device_peak >= 0
     device_col = f"| {device_peak / 1e9:.2f} GB " if on_device else ""

@@ -1,6 +1,9 @@
 """particles: transformer tokens as interacting particles on the sphere.
 
-Public API; the implementation lives in private modules.
+Public API; the implementation lives in private modules. :func:`simulate` is the
+entry point; underneath it, :func:`make_problem` (what is simulated),
+:class:`SolveConfig` (how) and :func:`integrate` (one solve, a :class:`RawSolution`)
+are the documented low-level pieces that sweeps and benchmarks use.
 """
 
 __version__ = "0.1.0"
@@ -8,16 +11,32 @@ __version__ = "0.1.0"
 from . import analysis as analysis
 from . import equiangular as equiangular
 from . import init as init
+from . import kernels as kernels
 from . import schemes as schemes
+from . import sphere as sphere
 from ._attention import Attention as Attention
 from ._cache import enable_compilation_cache as enable_compilation_cache
-from ._simulate import SimulationError as SimulationError
-from ._simulate import SimulationWarning as SimulationWarning
+from ._chart import AmbientChart as AmbientChart
+from ._chart import SpanChart as SpanChart
+from ._config import SolveConfig as SolveConfig
+from ._config import save_times as save_times
+from ._integrate import RawSolution as RawSolution
+from ._integrate import initial_state as initial_state
+from ._integrate import integrate as integrate
+from ._integrate import vector_field as vector_field
+from ._problem import Problem as Problem
+from ._problem import make_problem as make_problem
+from ._problem import precision as precision
 from ._simulate import simulate as simulate
+from ._status import SimulationError as SimulationError
+from ._status import SimulationWarning as SimulationWarning
+from ._status import Status as Status
 from ._sweep import open_sweep as open_sweep
 from ._sweep import sweep as sweep
 from ._trajectory import Trajectory as Trajectory
 from ._trajectory import load as load
+from .kernels import PRECISION as PRECISION
+from .kernels import auto_block_size as auto_block_size
 from .schemes import SCHEMES as SCHEMES
 from .schemes import AbstractAmbientScheme as AbstractAmbientScheme
 from .schemes import AbstractScheme as AbstractScheme

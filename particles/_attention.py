@@ -6,39 +6,21 @@
 Transformers*, arXiv 2312.10794.) Variants: unnormalized self-attention ("usa",
 w_ij = exp(β⟨Qθ_i, Kθ_j⟩)/n), a causal mask (j ≤ i), several heads whose outputs are
 summed or averaged, and weights that are piecewise constant in time, one draw per
-unit of time ("one draw per layer").
+unit of time ("one draw per layer"). The kernels that compute Σ_j w_ij v_j (dense,
+row blocks, symmetric pairs of blocks) are in :mod:`particles.kernels`.
 """
 
-import math
 from typing import Literal
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jaxtyping import Array, Float
+
+from .kernels import PRECISION, identity_mix, mix
 
 ATTENTION_KINDS = ("softmax", "usa")
 HEAD_REDUCTIONS = ("sum", "mean")
-
-# Above ``dense_max`` weights (batch × n × n) the field works in blocks. Measured with
-# benchmarks/blocks.py, d = 128, float32:
-# - 2-core CPU (2^21 float32 weights are 8 MiB): row blocks of 512-1024 queries ran at
-#   ~80% of the 2048² matmul rate for n = 2048-8192 (the dense n = 4096 field at ~65%:
-#   its weights fall out of cache), and the symmetric pairs of blocks (Q = K = V = I)
-#   ran 1.3-1.5x faster than those with blocks of 512-1024, but slower than row blocks
-#   with blocks of 256.
-# - H100 (2026-11-23): pairs of 1024-blocks ran at 33-37% of the 8192² matmul rate (at
-#   full float32 precision) for n = 8192-65536, launch-bound; pairs of 8192-blocks at
-#   69-84%, dense n ≤ 8192 at 58%.
-BLOCKING = {
-    "cpu": dict(dense_max=1 << 21, block_entries=1 << 22, min_rows=256, pair_block=1024),
-    "gpu": dict(dense_max=1 << 26, block_entries=1 << 26, min_rows=1024, pair_block=8192),
-}
-
-# float32 matmuls at full precision: on GPUs JAX's default may use TF32 (10-bit
-# mantissa), far too coarse for error control at rtol 1e-6. No effect on CPU.
-_PRECISION = jax.lax.Precision.HIGHEST
 
 
 class Attention(eqx.Module):
@@ -51,9 +33,9 @@ class Attention(eqx.Module):
     queries are attended at a time, so the n × n weights are never stored whole: row
     blocks of block_size × n weights, or, with Q = K = V = I and no causal mask, pairs
     of blocks of block_size × block_size (the weights are symmetric, each pair is
-    computed once: :meth:`_symmetric_mix`). ``None`` picks it from n and the batch size
-    (:func:`auto_block_size`: dense up to 2^21 weights on CPU, 2^26 on a GPU); ``block_size >= n`` is the
-    dense computation.
+    computed once: :func:`particles.kernels.symmetric_mix`). ``None`` picks it from n
+    and the batch size (:func:`particles.auto_block_size`: dense up to 2^21 weights on
+    CPU, 2^26 on a GPU); ``block_size >= n`` is the dense computation.
     """
 
     beta: Float[Array, "*batch"]
@@ -77,157 +59,29 @@ class Attention(eqx.Module):
         """Integer times inside (t0, t1) at which piecewise-constant weights change."""
         return [float(k) for k in range(1, self.num_layers) if t0 < k < t1]
 
-    def _layer(self, w, t):
-        if w is None:
-            return None
-        index = jnp.clip(jnp.floor(t).astype(jnp.int32), 0, w.shape[0] - 1)
-        return jax.lax.dynamic_index_in_dim(w, index, axis=0, keepdims=False)
+    def layer_weights(self, t):
+        """(Q, K, V) acting at time t, each (heads, d, d) or None (the identity)."""
 
-    def _weights(self, logits, index, num_keys: int):
-        if self.causal:
-            cols = jnp.arange(logits.shape[-1])
-            logits = jnp.where(cols <= index[:, None], logits, -jnp.inf)
-        if self.kind == "usa":
-            return jnp.exp(logits) / num_keys
-        return jax.nn.softmax(logits, axis=-1)
+        def select(w):
+            if w is None:
+                return None
+            index = jnp.clip(jnp.floor(t).astype(jnp.int32), 0, w.shape[0] - 1)
+            return jax.lax.dynamic_index_in_dim(w, index, axis=0, keepdims=False)
 
-    def _mix(self, beta, query, key, value):
-        """Σ_j w_ij value_j with w from the logits β ⟨query_i, key_j⟩, in row blocks
-        above the size threshold so that at most ``block × n`` weights exist at once."""
-        *batch, n, _ = query.shape
-        block = self.block_size or auto_block_size(n, math.prod(batch))
-
-        def rows(q, start):
-            logits = beta * jnp.einsum("...ie,...je->...ij", q, key, precision=_PRECISION)
-            index = start + jnp.arange(q.shape[-2])
-            return jnp.matmul(self._weights(logits, index, n), value, precision=_PRECISION)
-
-        if block >= n:
-            return rows(query, 0)
-        num_blocks = -(-n // block)
-        padded = jnp.pad(query, [(0, 0)] * len(batch) + [(0, num_blocks * block - n), (0, 0)])
-        blocks = jnp.moveaxis(padded.reshape(*batch, num_blocks, block, -1), -3, 0)
-        starts = block * jnp.arange(num_blocks)
-        out = jax.lax.map(jax.checkpoint(lambda a: rows(*a)), (blocks, starts))
-        out = jnp.moveaxis(out, 0, -3)
-        return out.reshape(*out.shape[:-3], num_blocks * block, -1)[..., :n, :]
-
-    def _symmetric_mix(self, beta, x, values, block):
-        """Σ_j w_ij v_j with w from the logits β ⟨x_i, x_j⟩ (Q = K = I), in pairs of
-        blocks, each pair once.
-
-        E_ij = exp(β ⟨x_i, x_j⟩) is symmetric, so the block E_IJ (I < J) gives both
-        the rows of I (E_IJ V_J) and those of J (E_IJᵀ V_I): half the logits and the
-        exponentials, 3/4 of the flops. The weights are E_ij / Σ_k E_ik (softmax) or
-        E_ij / n (USA), without the row-max shift (that would break the symmetry), so
-        it is taken only while |β| max_k |x_k|² keeps every e^{logit} and every row sum
-        finite and normal; otherwise :meth:`_mix` (row blocks, shifted) runs instead.
-        """
-        *batch, n, _ = x.shape
-        num_blocks = -(-n // block)
-        size = num_blocks * block
-        pad = [(0, 0)] * len(batch) + [(0, size - n), (0, 0)]
-        xp, vp = jnp.pad(x, pad), jnp.pad(values, pad)
-        real = (jnp.arange(size) < n).astype(x.dtype)  # padded keys weigh nothing
-
-        axis = len(batch)  # the token axis
-
-        def block_of(a, i, axis=axis):  # rows (or columns) i*block ... i*block + block - 1
-            return jax.lax.dynamic_slice_in_dim(a, i * block, block, axis=axis)
-
-        def add(acc, i, part, axis=axis):
-            return jax.lax.dynamic_update_slice_in_dim(
-                acc, block_of(acc, i, axis) + part, i * block, axis=axis
-            )
-
-        def weights(i, j):
-            logits = beta * jnp.einsum(
-                "...ie,...je->...ij", block_of(xp, i), block_of(xp, j), precision=_PRECISION
-            )
-            e = jnp.exp(logits)
-            if size > n:
-                e = e * block_of(real, i, 0)[:, None] * block_of(real, j, 0)[None, :]
-            return e
-
-        def diagonal(carry, i):
-            out, out_t, total = carry
-            e = weights(i, i)
-            out = add(out, i, jnp.matmul(e, block_of(vp, i), precision=_PRECISION))
-            return (out, out_t, add(total, i, jnp.sum(e, axis=-1))), None
-
-        # E_IJᵀ V_I is accumulated transposed, as V_Iᵀ E_IJ into columns of out_t: XLA
-        # on CPU multiplies by a transposed E at half speed or less.
-        v_t = jnp.swapaxes(vp, -1, -2)
-
-        def off_diagonal(carry, ij):
-            out, out_t, total = carry
-            i, j = ij[0], ij[1]
-            e = weights(i, j)
-            out = add(out, i, jnp.matmul(e, block_of(vp, j), precision=_PRECISION))
-            out_t = add(out_t, j, jnp.matmul(block_of(v_t, i, -1), e, precision=_PRECISION), axis=-1)
-            total = add(add(total, i, jnp.sum(e, axis=-1)), j, jnp.sum(e, axis=-2))
-            return (out, out_t, total), None
-
-        carry = (jnp.zeros_like(vp), jnp.zeros_like(v_t), jnp.zeros(xp.shape[:-1], x.dtype))
-        carry, _ = jax.lax.scan(diagonal, carry, jnp.arange(num_blocks))
-        pairs = np.array(np.triu_indices(num_blocks, k=1)).T
-        if len(pairs):
-            carry, _ = jax.lax.scan(off_diagonal, carry, jnp.asarray(pairs))
-        out, out_t, total = carry
-        out = out + jnp.swapaxes(out_t, -1, -2)
-        if self.kind == "usa":
-            out = out / n
-        else:  # padded rows have no weights: divide by 1 there (0/0 would poison gradients)
-            out = out / jnp.where(real > 0, total, 1)[..., None]
-        return out[..., :n, :]
-
-    def _identity_mix(self, beta, x, values):
-        """Σ_j w_ij v_j with w from the logits β ⟨x_i, x_j⟩: dense, or in blocks (pairs of
-        blocks while unshifted exponentials are safe, else row blocks)."""
-        *batch, n, _ = x.shape
-        block = self.block_size or auto_block_size(n, math.prod(batch), symmetric=not self.causal)
-        if block >= n or self.causal:
-            return self._mix(beta, x, x, values)
-        # unshifted e^{logit} stays finite and normal, row sums included
-        finfo = jnp.finfo(x.dtype)
-        limit = min(-math.log(float(finfo.tiny)), math.log(float(finfo.max))) - math.log(n) - 1
-        safe = jnp.all(jnp.abs(beta) * jnp.max(jnp.sum(x * x, -1), -1)[..., None, None] <= limit)
-        return jax.lax.cond(
-            safe,
-            lambda: self._symmetric_mix(beta, x, values, block),
-            lambda: self._mix(beta, x, x, values),
-        )
+        return tuple(select(w) for w in (self.Q, self.K, self.V))
 
     def __call__(self, t, theta: Float[Array, "*batch n d"]) -> Float[Array, "*batch n d"]:
         beta = jnp.asarray(self.beta, theta.dtype)[..., None, None]
+        options = dict(kind=self.kind, causal=self.causal, block=self.block_size)
         if self.identity_weights:
-            return self._identity_mix(beta, theta, theta)
+            return identity_mix(beta, theta, theta, **options)
         d = theta.shape[-1]
-        layer = [self._layer(w, t) for w in (self.Q, self.K, self.V)]
+        layer = self.layer_weights(t)
         num_heads = max(w.shape[0] for w in layer if w is not None)
         eye = jnp.broadcast_to(jnp.eye(d, dtype=theta.dtype), (num_heads, d, d))
         Q, K, V = (eye if w is None else w.astype(theta.dtype) for w in layer)
-        query = jnp.einsum("hed,...nd->...hne", Q, theta, precision=_PRECISION)
-        key = jnp.einsum("hed,...nd->...hne", K, theta, precision=_PRECISION)
-        mixed = self._mix(beta[..., None, :, :], query, key, theta[..., None, :, :])
-        out = jnp.einsum("hed,...hnd->...hne", V, mixed, precision=_PRECISION)
+        query = jnp.einsum("hed,...nd->...hne", Q, theta, precision=PRECISION)
+        key = jnp.einsum("hed,...nd->...hne", K, theta, precision=PRECISION)
+        mixed = mix(beta[..., None, :, :], query, key, theta[..., None, :, :], **options)
+        out = jnp.einsum("hed,...hnd->...hne", V, mixed, precision=PRECISION)
         return out.mean(axis=-3) if self.heads == "mean" else out.sum(axis=-3)
-
-
-def auto_block_size(n: int, batch_size: int = 1, symmetric: bool = False, backend: str | None = None) -> int:
-    """Tokens per block, from :data:`BLOCKING` for ``backend`` (default: JAX's default
-    backend; any accelerator counts as "gpu"): dense (``n``) while the batch of n × n
-    weights holds at most ``dense_max`` numbers; else row blocks of
-    ``block_entries // (batch n)`` queries, or for ``symmetric`` pairs of blocks
-    (:meth:`Attention._symmetric_mix`) blocks of √(``block_entries // batch``) tokens,
-    at most ``pair_block``; a power of two, at least ``min_rows``."""
-    backend = backend or jax.default_backend()
-    cfg = BLOCKING["cpu" if backend == "cpu" else "gpu"]
-    if batch_size * n * n <= cfg["dense_max"]:
-        return n
-    if symmetric:
-        rows = min(cfg["pair_block"], math.isqrt(cfg["block_entries"] // batch_size))
-    else:
-        rows = cfg["block_entries"] // (n * batch_size)
-    rows = max(cfg["min_rows"], rows)
-    return min(n, 1 << (rows.bit_length() - 1))

@@ -15,7 +15,6 @@ import diffrax
 import jax
 import jax.numpy as jnp
 import optimistix as optx
-from diffrax._solver.tsit5 import _tsit5_tableau
 from jaxtyping import PyTree
 
 # Proportional–integral step control (Gustafsson, *Control theoretic techniques for
@@ -42,10 +41,35 @@ def step_controller(rtol, atol, norm=optx.rms_norm, jump_ts=None) -> diffrax.Abs
     return controller
 
 
-_A = tuple(tuple(float(a) for a in row) for row in _tsit5_tableau.a_lower)
-_C = tuple(float(c) for c in _tsit5_tableau.c)
-_B = tuple(float(b) for b in _tsit5_tableau.b_sol)
-_E = tuple(float(e) for e in _tsit5_tableau.b_error)
+# Tsitouras' tableau (c, the lower triangle a, the weights b and the error weights
+# b − b̂), as float64 (the numbers of diffrax.Tsit5, which keeps its tableau private).
+_C = (0.161, 0.327, 0.9, 0.9800255409045097, 1.0, 1.0)
+_A = (
+    (0.161,),
+    (-0.008480655492356989, 0.335480655492357),
+    (2.8971530571054935, -6.359448489975075, 4.3622954328695815),
+    (5.325864828439257, -11.748883564062828, 7.4955393428898365, -0.09249506636175525),
+    (5.86145544294642, -12.92096931784711, 8.159367898576159, -0.071584973281401, -0.028269050394068383),
+    (0.09646076681806523, 0.01, 0.4798896504144996, 1.379008574103742, -3.290069515436081, 2.324710524099774),
+)
+_B = (
+    0.09646076681806523,
+    0.01,
+    0.4798896504144996,
+    1.379008574103742,
+    -3.290069515436081,
+    2.324710524099774,
+    0.0,
+)
+_E = (
+    0.0017800110522257773,
+    0.0008164344596567463,
+    -0.007880878010261994,
+    0.1447110071732629,
+    -0.5823571654525552,
+    0.45808210592918686,
+    -0.015151515151515152,
+)
 
 
 def _combine(y0, h, coeffs, ks):

@@ -36,11 +36,14 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import analysis, init
-from ._simulate import SimulationWarning, simulate
-from ._sphere import normalize
+from ._config import SolveConfig
+from ._integrate import integrate
+from ._problem import make_problem, precision
+from ._status import SimulationWarning
 from ._trajectory import TMP_PREFIX, atomic_path, write_atomic
 from ._validate import check_choice, check_float, check_int, default_dtype
 from .schemes import SCHEMES, get_scheme
+from .sphere import normalize
 
 MANIFEST = "manifest.json"
 FORMAT = "particles-sweep/2"  # 2: per-seed status variable
@@ -182,20 +185,19 @@ def _solve_unit(cfg, unit):
     seeds, ts = cfg["axes"]["seed"]["values"], np.asarray(cfg["ts"])
     x0 = _initial_tokens(cfg["init"], tuple(seeds), n, d, dtype.name)
     delta = cfg["delta"]
+    problem = make_problem(
+        x0, get_scheme(scheme, **dict(params)), beta=beta, t0=cfg["t0"], t1=cfg["t1"], dtype=dtype,
+        attention=cfg["solve"]["attention"],
+    )  # fmt: skip
+    config = SolveConfig(
+        ts=ts, stop_at_collapse=delta if cfg["stop_at_collapse"] else None,
+        **{k: v for k, v in cfg["solve"].items() if k != "attention"},
+    )  # fmt: skip
     with warnings.catch_warnings():  # failed seeds are recorded in the status variable
         warnings.simplefilter("ignore", SimulationWarning)
-        saves = simulate(
-            x0,
-            get_scheme(scheme, **dict(params)),
-            beta=beta,
-            t0=cfg["t0"],
-            t1=cfg["t1"],
-            ts=ts,
-            dtype=dtype,
-            stop_at_collapse=delta if cfg["stop_at_collapse"] else None,
-            _solver_saves=True,  # the observables need inner products only
-            **cfg["solve"],
-        )
+        saves = integrate(
+            problem, config
+        )  # in the solver's coordinates: observables need inner products only
     stopped = saves.stats.get("collapsed")
     k = len(saves.ts) - 1 if stopped else len(ts)
     names = analysis.check_observables(cfg["observables"])
@@ -222,8 +224,7 @@ def _chunk_dataset(cfg, units, indices):
     on a Dask worker, and writes nothing)."""
     import xarray as xr
 
-    x64 = jax.enable_x64(True) if cfg["dtype"] == "float64" else contextlib.nullcontext()
-    with x64:
+    with precision(cfg["dtype"]):
         results = [_solve_unit(cfg, units[i]) for i in indices]
     data = {}
     for name in results[0]:

@@ -6,15 +6,21 @@ import json
 import os
 import tempfile
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, Int
 
-# Per-trajectory status codes (``Trajectory.status``, the ``status`` variable on disk).
-STATUS_OK = 0
-STATUS_NONFINITE = 1  # the state became NaN/inf or a radius reached 0, or the solver failed otherwise
-STATUS_MAX_STEPS = 2  # the step budget ran out before t1 (also how a blow-up ends)
-STATUS_MEANINGS = "ok nonfinite max_steps"
+from ._status import STATUS_MEANINGS, STATUS_VALUES
+from .sphere import normalize
+
+
+@jax.jit
+def _tokens(lift, r, chart):
+    """θ (*batch, T, n, d) and r (*batch, T, n) from a solver's saves (T, *batch, ...) in
+    the coordinates of ``chart`` (norms are kept)."""
+    theta = chart.decode_saves(jnp.moveaxis(normalize(lift), 0, -3))
+    return theta, jnp.moveaxis(r, 0, -2)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -23,10 +29,11 @@ class Trajectory:
     and radii ``r`` (..., T, n); ``x = r θ``. ``stats`` holds the solver's step counts
     and ``config`` the full configuration that produced it.
 
-    ``status`` (batch shape, default all zero) marks failed trajectories of a batch:
-    0 ok, 1 non-finite state, a radius r ≤ 0 (a token of pre shrunk to the origin in
-    finite time) or another solver failure, 2 step budget spent before t1.
-    A failed trajectory keeps the saves it reached; the saves it did not reach are NaN.
+    ``status`` (batch shape, default all zero) marks failed trajectories of a batch
+    (:class:`particles.Status`): 0 ok, 1 non-finite state, a radius r ≤ 0 (a token of
+    pre shrunk to the origin in finite time) or another solver failure, 2 step budget
+    spent before t1. A failed trajectory keeps the saves it reached; the saves it did
+    not reach are NaN.
     """
 
     ts: Float[Array, " T"]
@@ -39,6 +46,17 @@ class Trajectory:
     def __post_init__(self):
         status = np.zeros(self.theta.shape[:-3], np.int8) if self.status is None else self.status
         object.__setattr__(self, "status", np.asarray(status, np.int8).reshape(self.theta.shape[:-3]))
+
+    @classmethod
+    def from_raw(cls, raw, problem, config) -> "Trajectory":
+        """The trajectory of a :class:`particles.RawSolution` of ``problem`` solved with
+        ``config``: directions mapped back to R^d, time after the batch axes."""
+        theta, r = _tokens(raw.lift, raw.r, raw.chart)
+        described, settings = problem.describe(), config.describe()
+        dtype = described.pop("dtype")
+        stop = settings.pop("stop_at_collapse")
+        record = {**described, **settings, "dtype": dtype, "stop_at_collapse": stop}
+        return cls(ts=raw.ts, theta=theta, r=r, stats=raw.stats, config=record, status=raw.status)
 
     @property
     def x(self) -> Float[Array, "*batch T n d"]:
@@ -80,7 +98,7 @@ class Trajectory:
             if isinstance(value, (str, int, float)) and not isinstance(value, bool):
                 attrs[key] = value
         ds = xr.Dataset(data, coords={"time": np.asarray(self.ts)}, attrs=attrs)
-        ds["status"].attrs.update(flag_values=[0, 1, 2], flag_meanings=STATUS_MEANINGS)
+        ds["status"].attrs.update(flag_values=STATUS_VALUES, flag_meanings=STATUS_MEANINGS)
         return ds
 
     def save(self, path) -> None:

@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Bool, Float, Int
 
-from ._sphere import cosine_matrix
+from .sphere import cosine_matrix
 
 
 def mean_cosine(theta: Float[Array, "*b n d"]) -> Float[Array, "*b"]:
@@ -247,6 +247,13 @@ OBSERVABLES: dict[str, Callable] = {
     "effective_rank": lambda theta, r, beta, delta: effective_rank(theta),
     **{f"radius_{field}": _radius(field) for field in RadiusStats._fields},
 }
+
+
+@jax.jit
+def final_summary(theta: Float[Array, "*b T n d"], r: Float[Array, "*b T n"]):
+    """(mean cosine, radii) of the last save, as one compiled program (op by op each
+    would be compiled, or looked up in the cache, on every start of the command line)."""
+    return mean_cosine(theta[..., -1, :, :]), r[..., -1, :]
 
 
 def check_observables(names) -> tuple[str, ...]:

@@ -11,7 +11,24 @@ import time
 
 import numpy as np
 
+from ._config import DEFAULTS, NUM_SAVES
+from ._problem import precision
+from ._status import STATUS_LEGEND
+from .schemes import SCHEMES
+
 INIT_HELP = "uniform | gaussian | equiangular:RHO | FILE.npy (an (n, d) array)"
+SCHEME_HELP = ", ".join(SCHEMES)
+
+
+def _solver_options(p):
+    """The SolveConfig flags of simulate and sweep, with its defaults."""
+    p.add_argument("--rtol", type=float, default=DEFAULTS.rtol)
+    p.add_argument("--atol", type=float, default=DEFAULTS.atol)
+    p.add_argument("--max-steps", type=int, default=DEFAULTS.max_steps)
+    p.add_argument(
+        "--save-every", type=float, default=None, help=f"save interval (default: {NUM_SAVES} saves)"
+    )
+    p.add_argument("--x64", action="store_true", help="float64 (default float32)")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -21,7 +38,7 @@ class _Parser(argparse.ArgumentParser):
 
 def _simulate_parser(sub):
     p = sub.add_parser("simulate", help="simulate one configuration and print a summary")
-    p.add_argument("--scheme", default="post", help="post, pre, peri, mix, ngpt, sqrt, none, spannorm")
+    p.add_argument("--scheme", default="post", help=SCHEME_HELP)
     p.add_argument("--n", type=int, default=None, help="number of tokens (default 32)")
     p.add_argument("--d", type=int, default=None, help="dimension (default 64)")
     p.add_argument("--beta", type=float, default=4.0, help="inverse temperature")
@@ -31,60 +48,26 @@ def _simulate_parser(sub):
     p.add_argument("--init", default="uniform", help=INIT_HELP)
     p.add_argument("--attention", default="softmax", help="softmax | usa")
     p.add_argument("--causal", action="store_true", help="causal mask (token i attends to j <= i)")
-    p.add_argument("--save-every", type=float, default=None, help="save interval (default: 100 saves)")
-    p.add_argument("--rtol", type=float, default=1e-6)
-    p.add_argument("--atol", type=float, default=1e-8)
-    p.add_argument("--max-steps", type=int, default=100_000)
+    _solver_options(p)
     p.add_argument("--tau", type=float, default=None, help="mix: switch time from post to pre")
     p.add_argument("--alpha", type=float, default=None, help="ngpt: step scale alpha")
-    p.add_argument("--x64", action="store_true", help="float64 (default float32)")
     p.add_argument("--progress", action="store_true", help="show a progress bar")
     p.add_argument("--out", default=None, help="write the trajectory to this NetCDF file")
     p.set_defaults(run=_run_simulate)
 
 
-def _initial_tokens(args, init, dtype):
-    spec = args.init
-    if spec.endswith(".npy"):
-        if not os.path.isfile(spec):
-            raise ValueError(f"--init {spec!r}: file does not exist")
-        x0 = np.load(spec)
-        if x0.ndim != 2:
-            raise ValueError(f"--init {spec!r}: expected an (n, d) array, got shape {x0.shape}")
-        for name, value, actual in (("n", args.n, x0.shape[0]), ("d", args.d, x0.shape[1])):
-            if value is not None and value != actual:
-                raise ValueError(
-                    f"--{name} {value} disagrees with --init {spec!r}, which has {name}={actual}"
-                )
-        return x0
-    n = 32 if args.n is None else args.n
-    d = 64 if args.d is None else args.d
-    return init.from_spec(spec, args.seed, n, d, dtype=dtype, name="--init")
-
-
-def _final_summary(theta, r):
-    """The final mean cosine and radii, as one compiled program (op by op each would be
-    compiled, or looked up in the cache, on every start)."""
-    import jax
-
-    from .analysis import mean_cosine
-
-    return jax.jit(lambda theta, r: (mean_cosine(theta[-1]), r[-1]))(theta, r)
-
-
 def _run_simulate(args):
-    import jax.numpy as jnp
-
     import particles
 
-    dtype = jnp.float64 if args.x64 else jnp.float32
+    dtype = np.float64 if args.x64 else np.float32
     params = {k: v for k, v in (("tau", args.tau), ("alpha", args.alpha)) if v is not None}
-    x0 = _initial_tokens(args, particles.init, dtype)
+    n, d = args.n, args.d
+    if not args.init.endswith(".npy"):
+        n, d = 32 if n is None else n, 64 if d is None else d
+    x0 = particles.init.from_spec(args.init, args.seed, n, d, dtype=dtype, name="--init")
     ts = None
     if args.save_every is not None:
-        from ._sweep import save_times
-
-        ts = save_times(args.t0, args.t1, save_every=args.save_every)
+        ts = particles.save_times(args.t0, args.t1, save_every=args.save_every)
     if args.out is not None:
         folder = os.path.dirname(os.path.abspath(args.out))
         if not os.path.isdir(folder):
@@ -106,7 +89,7 @@ def _run_simulate(args):
         progress=args.progress,
         **params,
     )
-    rho, r = _final_summary(traj.theta, traj.r)
+    rho, r = particles.analysis.final_summary(traj.theta, traj.r)
     rho, r = float(rho), np.asarray(r)
     print(f"scheme {traj.config['scheme']}  n={traj.config['n']} d={traj.config['d']} beta={args.beta:g}")
     print(f"t = {args.t0:g} .. {args.t1:g}, {len(traj.ts)} saves, {traj.config['dtype']}")
@@ -158,7 +141,9 @@ def _grid(flag, text, convert=float):
 
 def _sweep_parser(sub):
     p = sub.add_parser("sweep", help="run a resumable grid of simulations, write observables to a store")
-    p.add_argument("--schemes", default="post", help="list, e.g. post,pre (default post)")
+    p.add_argument(
+        "--schemes", default="post", help=f"list, e.g. post,pre (default post); from {SCHEME_HELP}"
+    )
     p.add_argument("--beta", required=True, help="START:STOP:COUNT, a,b,c or one value")
     p.add_argument("--n", default="32", help="number of tokens: one value or a list")
     p.add_argument("--d", default="64", help="dimension: one value or a list")
@@ -167,17 +152,15 @@ def _sweep_parser(sub):
     p.add_argument("--alpha", default=None, help="ngpt: step scale(s)")
     p.add_argument("--t0", type=float, default=0.0)
     p.add_argument("--t1", type=float, default=20.0)
-    p.add_argument("--save-every", type=float, default=None, help="save interval (default: 101 saves)")
+    _solver_options(p)
     p.add_argument("--observables", default="mean_cosine", help="comma-separated names")
     p.add_argument("--delta", type=float, default=1e-3, help="collapse threshold: cosine >= 1 - delta")
     p.add_argument("--stop-at-collapse", action="store_true", help="end each solve once all seeds collapsed")
-    p.add_argument("--init", default="uniform", help="uniform | gaussian | equiangular:RHO")
+    p.add_argument(
+        "--init", default="uniform", help=INIT_HELP + "; a file gives the same tokens to every seed"
+    )
     p.add_argument("--attention", default="softmax", help="softmax | usa")
-    p.add_argument("--rtol", type=float, default=1e-6)
-    p.add_argument("--atol", type=float, default=1e-8)
-    p.add_argument("--max-steps", type=int, default=100_000)
     p.add_argument("--chunk-size", type=int, default=None, help="(scheme, n, d, beta) units per chunk file")
-    p.add_argument("--x64", action="store_true", help="float64 (default float32)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.add_argument("--out", required=True, help="store folder; rerunning the same command resumes it")
     p.add_argument(
@@ -220,9 +203,7 @@ def _run_sweep(args):
     dims = ", ".join(f"{k}={v}" for k, v in ds.sizes.items())
     print(f"wrote {args.out}: {', '.join(ds.data_vars)} over {dims}")
     failed = int((ds["status"] != 0).sum())
-    note = (
-        " (marked in the status variable: 1 non-finite, 2 max_steps; their values are NaN)" if failed else ""
-    )
+    note = f" (marked in the status variable: {STATUS_LEGEND}; their values are NaN)" if failed else ""
     print(f"failed trajectories: {failed} of {ds['status'].size}{note}")
 
 
@@ -270,18 +251,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    if getattr(args, "x64", False):
-        import jax
-
-        jax.config.update("jax_enable_x64", True)
     if not args.no_cache:
         from ._cache import enable_compilation_cache
 
         enable_compilation_cache()
-    from ._simulate import SimulationError
+    from ._status import SimulationError
 
     try:
-        args.run(args)
+        with precision("float64" if getattr(args, "x64", False) else "float32"):
+            args.run(args)
     except ValueError as e:
         print(f"particles {args.command}: error: {e}", file=sys.stderr)
         return 2

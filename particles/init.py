@@ -2,13 +2,15 @@
 integer seed; ``batch`` (an int or a shape) adds leading batch dimensions."""
 
 import math
+import os
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, Float
 
-from ._sphere import normalize
 from ._validate import as_key, check_float, check_int, default_dtype
+from .sphere import normalize
 
 
 def _shape(batch, n, d):
@@ -77,13 +79,18 @@ def clusters(
     return normalize(members + spread * jax.random.normal(kn, shape, dtype))
 
 
-SPECS = ("uniform", "gaussian", "equiangular:RHO")
+SPECS = ("uniform", "gaussian", "equiangular:RHO", "FILE.npy")
 
 
 def check_spec(spec, name: str = "init") -> str:
-    """Validate a named initial condition: "uniform", "gaussian" or "equiangular:RHO";
-    errors name the argument ``name``."""
+    """Validate a named initial condition: "uniform", "gaussian", "equiangular:RHO" or
+    the path of an (n, d) array saved with ``numpy.save`` ("FILE.npy"); errors name
+    the argument ``name``."""
     if spec in ("uniform", "gaussian"):
+        return spec
+    if isinstance(spec, str) and spec.endswith(".npy"):
+        if not os.path.isfile(spec):
+            raise ValueError(f"{name} {spec!r}: file does not exist")
         return spec
     if isinstance(spec, str) and spec.startswith("equiangular:"):
         try:
@@ -94,12 +101,26 @@ def check_spec(spec, name: str = "init") -> str:
     raise ValueError(f"{name}={spec!r} is not one of: {', '.join(SPECS)}")
 
 
-def from_spec(spec: str, key, n: int, d: int, dtype=None, name: str = "init") -> Float[Array, "n d"]:
+def from_spec(spec: str, key, n, d, dtype=None, name: str = "init") -> Float[Array, "n d"]:
     """Tokens from a named initial condition (see :func:`check_spec`); ``key`` seeds
-    the random ones and is ignored by the equiangular start."""
+    the random ones and is ignored by the equiangular start and a file. For a file,
+    ``n`` and ``d`` may be None (taken from the file), else they must agree with it;
+    the others need both."""
     check_spec(spec, name)
+    if spec.endswith(".npy"):
+        return _load_tokens(spec, n, d, dtype or default_dtype(), name)
     if spec == "uniform":
         return uniform_sphere(key, n, d, dtype=dtype)
     if spec == "gaussian":
         return gaussian(key, n, d, dtype=dtype)
     return equiangular(n, d, float(spec.split(":", 1)[1]), dtype=dtype)
+
+
+def _load_tokens(path, n, d, dtype, name):
+    x0 = np.load(path)
+    if x0.ndim != 2:
+        raise ValueError(f"{name} {path!r}: expected an (n, d) array, got shape {x0.shape}")
+    for what, value, actual in (("n", n, x0.shape[0]), ("d", d, x0.shape[1])):
+        if value is not None and value != actual:
+            raise ValueError(f"{what}={value} disagrees with {name} {path!r}, which has {what}={actual}")
+    return jnp.asarray(x0, dtype)

@@ -21,8 +21,8 @@ import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from ._sphere import safe_norm, tangent_projection
 from ._validate import check_choice, check_float
+from .sphere import safe_norm, tangent_projection
 
 
 class AbstractScheme(eqx.Module):
@@ -30,10 +30,15 @@ class AbstractScheme(eqx.Module):
 
     ``sphere_bound`` schemes keep r_i ≡ 1. ``attends_to_tokens`` schemes feed the
     ambient tokens x_i = r_i θ_i (not the directions) into the attention.
+    ``keeps_span``: dθ_i/dt is a combination of θ_i and A_i, so with Q = K = V = I the
+    tokens stay in the span of the initial tokens (the solver may then work in that
+    span, :class:`particles._chart.SpanChart`); a subclass whose velocity can leave
+    the span must set it False.
     """
 
     sphere_bound: eqx.AbstractClassVar[bool]
     attends_to_tokens: eqx.AbstractClassVar[bool]
+    keeps_span: ClassVar[bool] = False
 
     @abc.abstractmethod
     def velocity(self, t, theta: Float[Array, "*b n d"], r: Float[Array, "*b n"], attention):
@@ -59,6 +64,7 @@ class AbstractSpeedScheme(AbstractScheme):
     (t, r_i, a_i = ⟨θ_i, A_i⟩, |A_i|)."""
 
     attends_to_tokens: ClassVar[bool] = False
+    keeps_span: ClassVar[bool] = True
 
     @abc.abstractmethod
     def speed(self, t, r, a, A_norm):

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import particles
-from particles._attention import Attention, auto_block_size
+from particles import Attention, auto_block_size
 
 
 def _naive(theta, beta, Q, K, V, kind, causal, heads):

@@ -12,7 +12,6 @@ Computed in float64 (1 − ρ reaches 1e-10). Each fit uses the saves where
 1e-10 < 1 − ρ < 1e-3 (late time, above the integrator's error), its later half.
 """
 
-import jax
 import numpy as np
 import xarray as xr
 
@@ -77,7 +76,7 @@ def run(out_dir, size):
     cfg = SIZES[size]
     schemes = cfg["schemes"]
     ts = np.concatenate([[0.0], np.geomspace(1e-2, cfg["t1"], cfg["saves"] - 1)])
-    with jax.enable_x64(True):
+    with particles.precision("float64"):
         sols = [
             particles.equiangular.solve(s, n=N, beta=BETA, rho0=RHO0, ts=ts, **PARAMS.get(s, {}))
             for s in schemes

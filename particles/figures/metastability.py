@@ -29,7 +29,7 @@ SIZES = {
 def trajectories(n, d, beta, t1, ts, seeds):
     """(energy, cluster count), each (seed, time), of the SA flow from uniform tokens."""
     energy, count = [], []
-    with jax.enable_x64(True):
+    with particles.precision("float64"):
         for seed in seeds:
             x0 = particles.init.uniform_sphere(jax.random.key(seed), n, d, dtype=np.float64)
             traj = particles.simulate(

@@ -1,0 +1,255 @@
+"""Solve a :class:`~particles.Problem` as configured by a :class:`~particles.SolveConfig`:
+one compiled diffrax solve of the whole batch, the one place where failures are
+classified, failed batches retried trajectory by trajectory, and saves trimmed at a
+collapse stop. The result is a :class:`RawSolution` in the solver's coordinates;
+:meth:`particles.Trajectory.from_raw` turns it into tokens.
+
+The state integrated is the lifted direction y_i (θ_i = y_i/|y_i|) with
+dy_i/dt = |y_i| dθ_i/dt, and the radius r_i: the directions then follow the scheme
+exactly whatever |y_i| drifts to numerically, so sphere-bound schemes stay on the
+sphere to rounding over any horizon.
+"""
+
+import functools
+import time
+import warnings
+from typing import NamedTuple
+
+import diffrax
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optimistix as optx
+
+from ._chart import AbstractChart, AmbientChart, SpanChart
+from ._config import SolveConfig, save_times
+from ._devices import batch_sharding, shard_batch
+from ._problem import Problem, precision
+from ._solver import step_controller
+from ._status import STATUS_LEGEND, SimulationError, SimulationWarning, Status
+from .analysis import min_cosine
+from .sphere import normalize, safe_norm
+
+
+class RawSolution(NamedTuple):
+    """The saves of a solve as the solver made them: ``lift`` (T, *batch, n, m) with
+    θ_i = lift_i/|lift_i| in the coordinates of ``chart`` (m = d, or m = n in the span
+    of the initial tokens), ``r`` (T, *batch, n); NaN at the saves a failed trajectory
+    did not validly reach. ``ts`` the save times (after a collapse stop: those before
+    it, then the stop time). ``stats``: step counts, wall time, number failed and, with
+    a collapse stop, ``t_stop``, ``collapsed``, ``stop_delta``. ``status`` (*batch)
+    as in :class:`Status`."""
+
+    ts: jax.Array
+    lift: jax.Array
+    r: jax.Array
+    chart: AbstractChart
+    stats: dict
+    status: np.ndarray
+
+
+def vector_field(t, y, args):
+    """The flow in lifted coordinates, y = (lift, r) and args = (scheme, attention):
+    dlift_i/dt = |lift_i| dθ_i/dt (θ_i = lift_i/|lift_i|), dr_i/dt the scheme's rate."""
+    lift, r = y
+    scheme, attention = args
+    norm = safe_norm(lift)
+    dtheta, dr = scheme.velocity(t, lift / norm[..., None], r, attention)
+    return norm[..., None] * dtheta, dr
+
+
+class _PerTrajectoryRMS(eqx.Module):
+    """Error norm for a batch solved as one state: the RMS over each trajectory's
+    tokens, then the max over trajectories, so every trajectory meets the tolerance."""
+
+    batch_ndim: int = eqx.field(static=True)
+    dim: int = eqx.field(static=True)  # the ambient d (the state may hold span coordinates)
+
+    def __call__(self, err):
+        lift, r = err
+        axes = tuple(range(self.batch_ndim, lift.ndim))
+        sq = jnp.sum(lift * lift, axis=axes) + jnp.sum(r * r, axis=axes[:-1])
+        return jnp.sqrt(jnp.max(sq) / (lift.shape[-2] * (self.dim + 1)))
+
+
+def _collapse_event(level, dtype):
+    """Ends the solve when every trajectory of the batch has collapsed: the real-valued
+    condition min_batch min_{i≠j} ⟨θ_i, θ_j⟩ − (1 − δ) crosses zero upwards, located by
+    bisection on the dense output."""
+
+    def cond_fn(t, y, args, **kwargs):
+        return jnp.min(min_cosine(normalize(y[0]))) - level
+
+    eps = float(jnp.finfo(dtype).eps)
+    return diffrax.Event(cond_fn, root_finder=optx.Bisection(rtol=10 * eps, atol=100 * eps), direction=True)
+
+
+@eqx.filter_jit
+def _solve(y0, args, solver, ts, t0, t1, rtol, atol, step_size, jumps, max_steps, progress, dim, level):
+    if step_size is None:
+        controller = step_controller(rtol, atol, _PerTrajectoryRMS(y0[1].ndim - 1, dim), jumps)
+    else:
+        controller = diffrax.ConstantStepSize()
+    return diffrax.diffeqsolve(
+        diffrax.ODETerm(vector_field),
+        solver,
+        t0,
+        t1,
+        step_size,
+        y0,
+        args=args,
+        saveat=diffrax.SaveAt(ts=ts, t1=level is not None),
+        stepsize_controller=controller,
+        event=None if level is None else _collapse_event(level, ts.dtype),
+        max_steps=max_steps,
+        throw=False,
+        progress_meter=diffrax.TqdmProgressMeter() if progress else diffrax.NoProgressMeter(),
+    )
+
+
+# The array work before and after the solve is one compiled program each (op by op it
+# was some forty small programs, each traced and looked up in the compilation cache on
+# every start of the command line).
+@functools.partial(jax.jit, static_argnums=(1, 2))
+def initial_state(x, sphere_bound: bool, span: bool):
+    """(coordinates of θ, r, chart) at t0 from the tokens x: θ in the span's coordinates
+    when ``span`` (:class:`SpanChart`), else in R^d."""
+    theta = normalize(x)
+    r = jnp.ones(x.shape[:-1], x.dtype) if sphere_bound else safe_norm(x)
+    chart = SpanChart.of(theta) if span else AmbientChart(x.shape[-1])
+    return chart.encode(theta), r, chart
+
+
+@jax.jit
+def _valid_saves(lift, r):
+    """Per save and token: finite, with a radius r > 0."""
+    return jnp.all(jnp.isfinite(lift), axis=-1) & jnp.isfinite(r) & (r > 0)
+
+
+def _retry_each(y0, att, solve):
+    """Solve every trajectory of a failed batch on its own (its own step budget):
+    (lift, r) with the time axis first, status (batch), and the steps taken."""
+    batch = att.beta.shape
+    lifts, rs, status, steps = [], [], [], 0
+    for idx in np.ndindex(*batch):
+        sol = solve((y0[0][idx], y0[1][idx]), eqx.tree_at(lambda a: a.beta, att, att.beta[idx]))
+        lifts.append(sol.ys[0])
+        rs.append(sol.ys[1])
+        steps += int(sol.stats["num_steps"])
+        status.append(Status.from_result(sol.result))
+    stack = lambda parts: jnp.moveaxis(
+        jnp.reshape(jnp.stack(parts), (*batch, *parts[0].shape)), len(batch), 0
+    )
+    return stack(lifts), stack(rs), np.reshape(np.asarray(status, np.int8), batch), steps
+
+
+def _raise_for_single(sol, config, t1):
+    """A single trajectory that did not reach t1 raises :class:`SimulationError`."""
+    if Status.from_result(sol.result) == Status.MAX_STEPS:
+        reached = float(jnp.max(jnp.where(jnp.isfinite(sol.ts), sol.ts, -jnp.inf)))
+        raise SimulationError(
+            f"the solve hit max_steps={config.max_steps} before t1={t1} (last save time reached "
+            f"{reached:g}): raise max_steps, loosen rtol/atol, or shorten t1"
+        )
+    raise SimulationError(
+        f"the solve failed before t1={t1} ({sol.result}); the state may have become "
+        "non-finite: lower beta, tighten rtol, or shorten t1"
+    )
+
+
+def _mark_failures(lift, r, status, made, batch, t1):
+    """Mark as failed (NONFINITE) every trajectory with a save that is NaN/inf or has a
+    radius r ≤ 0 (the polar form x = rθ broke down: pre at a token whose radius shrinks
+    to 0 in finite time), among the saves ``made``; such saves, and those a failed
+    trajectory did not reach (diffrax: inf), become NaN. Returns (lift, r, status)."""
+    valid = np.asarray(_valid_saves(lift, r))  # (T, *batch, n)
+    finite = np.all(np.all(valid, axis=-1)[made], axis=0)
+    status = np.where((status == Status.OK) & ~finite, Status.NONFINITE, status).astype(np.int8)
+    if not batch and status != Status.OK:
+        raise SimulationError(
+            f"the state became non-finite (or a radius reached 0) before t1={t1}: lower beta, "
+            "shorten t1, or use adaptive steps (no step_size)"
+        )
+    if np.any(status != Status.OK):
+        bad = ~np.all(valid, axis=-1)[..., None]  # (T, *batch, 1): the whole save
+        lift = jnp.where(bad[..., None], jnp.nan, lift)
+        r = jnp.where(bad, jnp.nan, r)
+        warnings.warn(
+            f"{np.sum(status != Status.OK)} of {status.size} trajectories failed before t1={t1}; "
+            f"they are marked in traj.status ({STATUS_LEGEND}) and NaN where not reached",
+            SimulationWarning,
+            stacklevel=4,
+        )
+    return lift, r, status
+
+
+def _trim_at_stop(sol, ts, lift, r, delta, retried, t1):
+    """After a collapse stop (``delta``), keep the saves before the stop and the state at
+    the stop as the last save. Returns (ts, lift, r, stop stats)."""
+    if delta is None:
+        return ts, lift, r, {}
+    if retried:  # the retries ran to t1
+        return ts, lift, r, {"t_stop": t1, "collapsed": False, "stop_delta": delta}
+    # sol.ts: the saves at ts up to the stop, then the end time, then inf.
+    done = np.flatnonzero(np.isfinite(np.asarray(sol.ts)))
+    t_stop, collapsed = float(sol.ts[done[-1]]), bool(sol.event_mask)
+    keep = done[np.asarray(sol.ts)[done] < t_stop] if collapsed else done[:-1]
+    keep = np.append(keep, done[-1]) if collapsed else keep
+    return sol.ts[keep], lift[keep], r[keep], {"t_stop": t_stop, "collapsed": collapsed, "stop_delta": delta}
+
+
+def integrate(problem: Problem, config: SolveConfig) -> RawSolution:
+    """Solve ``problem`` as ``config`` says; see :func:`particles.simulate` for the
+    failure rules (a single trajectory raises :class:`SimulationError`; in a batch the
+    failed ones are marked in ``status``, the others kept, a warning issued)."""
+    batch, dtype, t1 = problem.batch_shape, problem.dtype, problem.t1
+    n, d = problem.x0.shape[-2:]
+    with precision(dtype):
+        ts = jnp.asarray(save_times(problem.t0, t1, config.ts), dtype)
+        span = config.reduce_span and n < d and problem.keeps_span
+        coords, r0, chart = initial_state(problem.x0, problem.scheme.sphere_bound, span)
+        jumps = problem.jump_times()
+        jumps = jnp.asarray(jumps, dtype) if jumps and config.adaptive else None
+        att, size = problem.attention, None
+        sharding = batch_sharding() if config.shard and batch else None
+        if sharding is not None:
+            (coords, r0, beta), size = shard_batch([coords, r0, att.beta], sharding)
+            att = eqx.tree_at(lambda a: a.beta, att, beta)
+        scalar = lambda v: None if v is None else jnp.asarray(v, dtype)
+        level = scalar(None if config.stop_at_collapse is None else 1 - config.stop_at_collapse)
+
+        def solve(y0, att, level=None):
+            return _solve(
+                y0, (problem.scheme, att), config.solver, ts, scalar(problem.t0), scalar(t1),
+                scalar(config.rtol), scalar(config.atol), scalar(config.step_size), jumps,
+                config.max_steps, config.progress, int(d), level,
+            )  # fmt: skip
+
+        start = time.perf_counter()
+        sol = solve((coords, r0), att, level)
+        lift, r = jax.block_until_ready(sol.ys)
+        status = np.full(att.beta.shape, Status.from_result(sol.result), np.int8)
+        num_steps = int(sol.stats["num_steps"])
+        retried = status.size > 0 and status.flat[0] != Status.OK and bool(batch)
+        if retried:
+            lift, r, status, retry_steps = _retry_each((coords, r0), att, solve)
+            num_steps += retry_steps
+        wall = time.perf_counter() - start
+        if status.flat[0] != Status.OK and not batch:
+            _raise_for_single(sol, config, t1)
+        if size is not None:  # drop the padding copies
+            lift, r, status = lift[:, :size], r[:, :size], status[:size]
+        # after a collapse stop, the saves not made are inf by design
+        made = slice(None) if retried else np.isfinite(np.asarray(sol.ts))
+        lift, r, status = _mark_failures(lift, r, status, made, batch, t1)
+        ts, lift, r, stop = _trim_at_stop(sol, ts, lift, r, config.stop_at_collapse, retried, t1)
+        stats = {
+            "num_steps": num_steps,
+            "num_accepted": int(sol.stats["num_accepted_steps"]),
+            "num_rejected": int(sol.stats["num_rejected_steps"]),
+            "wall_time": wall,
+            "num_failed": int(np.sum(status != Status.OK)),
+            **stop,
+        }
+        return RawSolution(ts=ts, lift=lift, r=r, chart=chart, stats=stats, status=status)

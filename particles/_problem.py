@@ -1,0 +1,189 @@
+"""What is simulated: the initial tokens, the scheme, the attention, the time span,
+checked and broadcast once (:func:`make_problem`)."""
+
+import contextlib
+import json
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, Float
+
+from ._attention import ATTENTION_KINDS, HEAD_REDUCTIONS, Attention
+from ._validate import check_choice, check_finite_array, check_float, check_int, default_dtype
+from .schemes import AbstractScheme, get_scheme
+
+
+def precision(dtype) -> contextlib.AbstractContextManager:
+    """The context a computation in ``dtype`` runs in: JAX's 64-bit mode for float64
+    (the one place the library switches it), nothing for float32."""
+    return jax.enable_x64(True) if np.dtype(dtype) == np.float64 else contextlib.nullcontext()
+
+
+class Problem(eqx.Module):
+    """A checked simulation problem: tokens ``x0`` (*batch, n, d) broadcast against
+    ``beta`` (inside ``attention``), the ``scheme``, and the span [t0, t1]. Build it
+    with :func:`make_problem`; solve it with :func:`particles.integrate`."""
+
+    x0: Float[Array, "*batch n d"]
+    scheme: AbstractScheme
+    attention: Attention
+    t0: float = eqx.field(static=True)
+    t1: float = eqx.field(static=True)
+    beta_record: str = eqx.field(static=True)  # beta as the caller gave it (JSON), for the record
+
+    @property
+    def batch_shape(self) -> tuple[int, ...]:
+        return tuple(self.x0.shape[:-2])
+
+    @property
+    def dtype(self) -> np.dtype:
+        return np.dtype(self.x0.dtype)
+
+    @property
+    def keeps_span(self) -> bool:
+        """Whether every token stays in the span of the initial tokens: the scheme
+        declares it (``keeps_span``: dθ_i/dt ∝ P_{θ_i} A_i) and the attention vectors
+        A_i = Σ_j w_ij θ_j are combinations of the tokens (V = I) with weights that
+        depend on inner products only (Q = K = I)."""
+        return bool(self.attention.identity_weights and self.scheme.keeps_span)
+
+    def jump_times(self) -> list[float]:
+        """Times in (t0, t1) where the vector field is discontinuous (weights per layer,
+        a scheme's switch), sorted."""
+        own = [t for t in self.scheme.jump_times() if self.t0 < t < self.t1]
+        return sorted(set(self.attention.layer_jumps(self.t0, self.t1)) | set(own))
+
+    def describe(self) -> dict:
+        """The problem as plain values (for a Trajectory's ``config``)."""
+        att = self.attention
+        n, d = self.x0.shape[-2:]
+        return {
+            "scheme": self.scheme.name,
+            "scheme_params": self.scheme.params(),
+            "n": int(n),
+            "d": int(d),
+            "beta": json.loads(self.beta_record),
+            "t0": self.t0,
+            "t1": self.t1,
+            "attention": att.kind,
+            "causal": att.causal,
+            "heads": att.heads,
+            "weights": "identity" if att.identity_weights else f"custom, {att.num_layers} layer(s)",
+            "dtype": self.dtype.name,
+        }
+
+
+def _weights(name, w, d):
+    if w is None:
+        return None
+    w = check_finite_array(name, w)
+    if w.ndim < 2 or w.ndim > 4 or w.shape[-2:] != (d, d):
+        raise ValueError(
+            f"{name} has shape {w.shape}; expected (d, d), (heads, d, d) or (layers, heads, d, d) with d={d}"
+        )
+    return jnp.asarray(w.reshape((1,) * (4 - w.ndim) + w.shape))
+
+
+def check_logit_range(att, beta, x, scheme, dtype):
+    """Refuse a beta whose logits β⟨Q θ_i, K θ_j⟩ overflow the dtype: e^{logit} for USA
+    (float32 overflows at 88.7, float64 at 709.8), the logit itself for softmax (which
+    subtracts the row max, so any finite logit is safe). The bound |β|·max‖Q‖‖K‖ is
+    exact for sphere-attending schemes; schemes that attend to the tokens x = rθ get
+    max|x_0|² in it, a bound at t0 only (a later blow-up ends as a failed trajectory)."""
+    scale = 1.0
+    if not att.identity_weights:
+        eye = np.eye(x.shape[-1])
+        q, k = (
+            np.linalg.norm(eye if w is None else np.asarray(w, float), ord=2, axis=(-2, -1))
+            for w in (att.Q, att.K)
+        )
+        scale = float(np.max(q * k))
+    if scheme.attends_to_tokens:
+        scale *= float(np.max(np.sum(np.asarray(x, float) ** 2, axis=-1)))
+    bound = float(np.max(np.abs(beta), initial=0.0)) * scale
+    big = float(np.finfo(dtype).max)
+    limit = float(np.log(big)) if att.kind == "usa" else big / 2
+    if bound > limit:
+        what = f"exp({bound:.4g}) overflows" if att.kind == "usa" else f"logits up to {bound:.3g} overflow"
+        raise ValueError(
+            f"attention={att.kind!r} with |beta|={np.max(np.abs(beta)):g}: {what} {np.dtype(dtype).name} "
+            f"(largest logit allowed {limit:.4g}); lower |beta|, use float64, or softmax attention"
+        )
+
+
+def check_dtype(dtype, x=None) -> np.dtype:
+    """float32 or float64; ``None``: that of ``x`` if it is a float array, else JAX's default."""
+    if dtype is None:
+        dtype = x.dtype if x is not None and np.issubdtype(x.dtype, np.floating) else default_dtype()
+    dtype = np.dtype(dtype)
+    if dtype not in (np.float32, np.float64):
+        raise ValueError(f"dtype={dtype} must be float32 or float64")
+    return dtype
+
+
+def check_tokens(x0) -> np.ndarray:
+    """x0 as a numpy array of shape (..., n, d), finite, d ≥ 2, no zero-norm token."""
+    x0 = np.asarray(x0)
+    if x0.ndim < 2:
+        raise ValueError(f"x0 has shape {x0.shape}; expected (..., n, d)")
+    check_finite_array("x0", x0)
+    check_int("n", x0.shape[-2], minimum=1)
+    check_int("d", x0.shape[-1], minimum=2)
+    if np.any(np.linalg.norm(x0, axis=-1) == 0):
+        raise ValueError("x0 contains a zero-norm token; every token needs a direction")
+    return x0
+
+
+def make_problem(
+    x0,
+    scheme,
+    *,
+    beta,
+    t1,
+    t0=0.0,
+    attention="softmax",
+    Q=None,
+    K=None,
+    V=None,
+    causal=False,
+    heads="sum",
+    block_size=None,
+    dtype=None,
+    **scheme_params,
+) -> Problem:
+    """Check every argument and build the :class:`Problem` (see :func:`particles.simulate`
+    for their meaning). Errors are one-line ``ValueError`` messages naming the argument."""
+    scheme = get_scheme(scheme, **scheme_params)
+    check_choice("attention", attention, ATTENTION_KINDS)
+    check_choice("heads", heads, HEAD_REDUCTIONS)
+    if block_size is not None:
+        block_size = check_int("block_size", block_size, minimum=1)
+    t0, t1 = check_float("t0", t0), check_float("t1", t1)
+    if not t1 > t0:
+        raise ValueError(f"t1={t1!r} must be greater than t0={t0!r}")
+    x0 = check_tokens(x0)
+    d = x0.shape[-1]
+    beta_np = check_finite_array("beta", beta)
+    try:
+        batch = np.broadcast_shapes(x0.shape[:-2], beta_np.shape)
+    except ValueError:
+        raise ValueError(
+            f"beta of shape {beta_np.shape} does not broadcast against the batch shape {x0.shape[:-2]}"
+        ) from None
+    dtype = check_dtype(dtype, x0)
+    with precision(dtype):
+        att = Attention(
+            beta=jnp.asarray(np.broadcast_to(np.asarray(beta_np, dtype), batch)),
+            Q=_weights("Q", Q, d),
+            K=_weights("K", K, d),
+            V=_weights("V", V, d),
+            kind=attention,
+            causal=bool(causal),
+            heads=heads,
+            block_size=block_size,
+        )
+        check_logit_range(att, beta_np, x0, scheme, dtype)
+        x = jnp.asarray(np.broadcast_to(x0.astype(dtype), (*batch, *x0.shape[-2:])))
+    return Problem(x, scheme, att, t0, t1, json.dumps(beta_np.tolist()))
