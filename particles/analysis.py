@@ -89,14 +89,14 @@ def energy(theta: Float[Array, "*b n d"], beta) -> Float[Array, "*b"]:
     so β = 0 is refused when ``beta`` is concrete (under jit it gives inf).
     """
     if not isinstance(beta, jax.core.Tracer):
-        _check_energy_beta(beta)
+        check_energy_beta(beta)
     n = theta.shape[-2]
     beta = jnp.asarray(beta, theta.dtype)
     total = jnp.sum(jnp.exp(beta[..., None, None] * cosine_matrix(theta)), axis=(-1, -2))
     return total / (2 * beta * n * n)
 
 
-def _check_energy_beta(beta) -> None:
+def check_energy_beta(beta) -> None:
     """Refuse a concrete beta for which the energy is not finite."""
     b = np.asarray(beta)
     if np.any(b == 0) or not np.all(np.isfinite(b)):
@@ -157,10 +157,10 @@ def collapse_time(traj, delta: float = 1e-3) -> Float[Array, "*b"]:
     """
     stats = traj.stats or {}
     stopped = stats.get("collapsed") and stats.get("stop_delta") == delta
-    return _collapse_time(traj.ts, traj.theta, delta, stats["t_stop"] if stopped else None)
+    return collapse_time_of_saves(traj.ts, traj.theta, delta, stats["t_stop"] if stopped else None)
 
 
-def _collapse_time(ts, theta, delta: float = 1e-3, t_stop=None) -> Float[Array, "*b"]:
+def collapse_time_of_saves(ts, theta, delta: float = 1e-3, t_stop=None) -> Float[Array, "*b"]:
     """The collapse time from the saves ``ts`` and directions ``theta`` (*b, T, n, d);
     ``t_stop``: the time a collapse event ended the run (else None). Works under jit."""
     t = crossing_time(ts, min_cosine(theta), 1 - delta)

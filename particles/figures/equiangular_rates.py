@@ -107,6 +107,14 @@ def run(out_dir, size):
     plt = pyplot()
     fig = plt.figure(figsize=(12, 7.6))
     grid = fig.add_gridspec(2, 2, height_ratios=(3, 1.25), hspace=0.25, wspace=0.22)
+    _plot_curves(fig, grid, schemes, ts, rho, window)
+    _fit_table(fig, grid, schemes, value, window, r2e, r2p, best)
+    return write_outputs("equiangular_rates", out_dir, fig, data)
+
+
+def _plot_curves(fig, grid, schemes, ts, rho, window):
+    """1 − ρ(t) of every scheme on log-linear and log-log axes, with each theoretical
+    law drawn over its fit window."""
     ax_lin, ax_log = fig.add_subplot(grid[0, 0]), fig.add_subplot(grid[0, 1])
     gap = np.where(1 - rho > 1e-13, 1 - rho, np.nan)
     for s, g in zip(schemes, gap):
@@ -141,6 +149,9 @@ def run(out_dir, size):
         f"Equiangular reduced model (MODEL.md §3): n = {N}, β = {BETA:g}, ρ0 = {RHO0:g}, float64", fontsize=12
     )
 
+
+def _fit_table(fig, grid, schemes, value, window, r2e, r2p, best):
+    """The table of theoretical and fitted late-time laws under the curves."""
     ax_tab = fig.add_subplot(grid[1, :])
     ax_tab.axis("off")
     rows = []
@@ -171,4 +182,3 @@ def run(out_dir, size):
     for (row, col), cell in table.get_celld().items():
         if row > 0 and col == 0:
             cell.get_text().set_color(scheme_color(schemes[row - 1]))
-    return write_outputs("equiangular_rates", out_dir, fig, data)

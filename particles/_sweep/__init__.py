@@ -1,0 +1,149 @@
+"""Parameter sweeps written chunk by chunk to a resumable store on disk.
+
+A sweep is a grid over scheme, scheme parameters (tau, alpha), n, d, beta and seed.
+The work is split into *units*: one (scheme, parameters, n, d, beta) with all its
+seeds, solved by one :func:`particles.simulate` call (the seeds batched into one
+compiled solve; all units of the same (scheme, parameters, n, d) share one compile,
+since beta is traced). Units are grouped ``chunk_size`` at a time into *chunks*, and
+each finished chunk is written atomically to its own NetCDF file.
+
+Because each unit is its own solve (its seeds share one step-size controller, no
+other unit does), a unit's numbers depend only on the unit: an interrupted sweep that
+resumes, or the same sweep cut into different chunk sizes, gives bit-identical
+results. (Batching several betas into one solve would be faster on a GPU but would
+make the step sizes, hence the last digits, depend on the chunking.)
+
+Store layout (a folder)::
+
+    OUT/manifest.json          the full sweep configuration and the chunk size
+    OUT/chunk-00000.nc ...     one per finished chunk: dims (unit, seed, time)
+
+A chunk file appears complete or not at all (temporary file + rename), so a kill at
+any moment loses at most the chunk being computed. Rerunning the same sweep skips
+the chunks on disk; a store written by a different configuration is refused.
+"""
+
+import os
+
+from .._trajectory import write_atomic
+from .._validate import check_choice, check_int
+from ..schemes import SCHEMES, get_scheme
+from ._executor import computed_chunks
+from ._grid import FORMAT, sweep_config, units_of
+from ._store import MANIFEST, chunk_path, open_store, open_sweep
+
+__all__ = ["FORMAT", "MANIFEST", "open_sweep", "sweep"]
+
+
+def sweep(
+    out,
+    *,
+    beta,
+    n,
+    d,
+    t1,
+    seeds=1,
+    schemes="post",
+    t0=0.0,
+    ts=None,
+    save_every=None,
+    observables=("mean_cosine",),
+    delta=1e-3,
+    stop_at_collapse=False,
+    init="uniform",
+    attention="softmax",
+    rtol=1e-6,
+    atol=1e-8,
+    max_steps=100_000,
+    dtype=None,
+    chunk_size=None,
+    progress=True,
+    on_chunk=None,
+    scheduler=None,
+    **scheme_params,
+):
+    """Run a grid of simulations and return its observables as an ``xarray.Dataset``.
+
+    ``schemes``, ``beta``, ``n``, ``d`` and scheme parameters (``tau=``, ``alpha=``)
+    take a value (fixed) or a list (swept: one labelled dimension each); ``seeds`` is a
+    count (seeds 0..k−1) or a list, always the dimension ``seed``. Seed s draws the
+    initial tokens from ``init`` ("uniform" on the sphere, "gaussian",
+    "equiangular:RHO") with ``jax.random.key(s)``, the same for every scheme and beta.
+
+    Each variable of ``observables`` (names from :data:`particles.analysis.OBSERVABLES`;
+    ``delta`` is the threshold of pair_density, cluster_count and the collapse time) has
+    dims (swept parameters..., seed, time); ``collapse_time`` (swept..., seed) is the
+    first time min_{i≠j}⟨θ_i, θ_j⟩ ≥ 1 − delta, interpolated between saves, inf if never;
+    ``t_stop`` (swept...) is when the solve ended. With ``stop_at_collapse=True`` the
+    solve of a (scheme, parameters, n, d, beta) ends once all its seeds have collapsed,
+    and the saves after the stop are NaN (not computed).
+
+    Results are written to the folder ``out`` chunk by chunk (see the module docstring):
+    rerunning the same call resumes, computing only the missing chunks, and gives a
+    result bit-identical to an uninterrupted run, for any ``chunk_size`` (the number of
+    (scheme, parameters, n, d, beta) units per chunk file). ``on_chunk(done, total)`` is
+    called after each chunk is written; ``progress`` shows a bar with chunks done and
+    time left.
+
+    ``scheduler`` (an address such as ``"tcp://host:8786"`` or a ``distributed.Client``)
+    sends the chunks to a Dask cluster (``pip install particles[distributed]``). Workers
+    only compute; this process writes every chunk file, so the store and its resumption
+    are the same as in-process, and so are the numbers.
+    """
+    import tqdm
+
+    cfg = sweep_config(
+        schemes=schemes,
+        scheme_params=scheme_params,
+        n=n,
+        d=d,
+        beta=beta,
+        seeds=seeds,
+        t0=t0,
+        t1=t1,
+        ts=ts,
+        save_every=save_every,
+        observables=observables,
+        delta=delta,
+        stop_at_collapse=stop_at_collapse,
+        init=init,
+        dtype=dtype,
+        attention=attention,
+        rtol=rtol,
+        atol=atol,
+        max_steps=max_steps,
+    )
+    check_choice("attention", attention, ("softmax", "usa"))
+    for scheme in cfg["axes"]["scheme"]["values"]:  # parameter values valid for each scheme
+        for key in scheme_params:
+            if key in SCHEMES[scheme].__dataclass_fields__:
+                for v in cfg["axes"][key]["values"]:
+                    get_scheme(scheme, **{key: v})
+    if chunk_size is not None:
+        chunk_size = check_int("chunk_size", chunk_size, minimum=1)
+    out = os.fspath(out)
+    units, _ = units_of(cfg)
+    chunk_size = open_store(out, cfg, chunk_size, len(units))
+    chunks = [list(range(i, min(i + chunk_size, len(units)))) for i in range(0, len(units), chunk_size)]
+    todo = [k for k in range(len(chunks)) if not os.path.isfile(chunk_path(out, k))]
+    resumed = done = len(chunks) - len(todo)
+    desc = f"sweep (resumed: {resumed} chunks on disk)" if resumed else "sweep"
+    with (
+        computed_chunks(cfg, units, chunks, todo, scheduler) as computed,
+        tqdm.tqdm(total=len(chunks), initial=resumed, unit="chunk", desc=desc, disable=not progress) as bar,
+    ):
+        for k, ds in computed:
+            try:
+                write_atomic(ds, chunk_path(out, k))
+            except OSError as e:
+                raise ValueError(
+                    f"out={out!r}: could not write chunk {k} ({e.strerror}); the {done} "
+                    "finished chunks are kept: free space or fix permissions and rerun to resume"
+                ) from None
+            bar.update(1)
+            done += 1
+            if on_chunk is not None:
+                on_chunk(done, len(chunks))
+    result = open_sweep(out)
+    result.attrs["chunks_resumed"] = resumed
+    return result

@@ -1,0 +1,95 @@
+"""The grid of a sweep: validated axes, save times, and the distinct units
+(scheme, parameters, n, d, beta) with the index of each grid point's unit."""
+
+import itertools
+
+import numpy as np
+
+from .. import analysis, init
+from .._config import SolveConfig, save_times
+from .._problem import check_dtype
+from .._validate import check_float, check_int
+from ..schemes import SCHEMES
+
+FORMAT = "particles-sweep/2"  # 2: per-seed status variable
+
+
+def _axis(name, value, convert):
+    """(values, swept): a sequence is swept (a labelled dim, even of length 1), a scalar is fixed."""
+    if isinstance(value, (str, int, float, np.number)) and not isinstance(value, bool):
+        return [convert(name, value)], False
+    try:
+        values = [convert(name, v) for v in np.asarray(value, dtype=object).ravel()]
+    except TypeError:
+        raise ValueError(f"{name}={value!r} must be a value or a list of values") from None
+    if not values:
+        raise ValueError(f"{name} is an empty list: give at least one value")
+    if len(set(values)) != len(values):
+        raise ValueError(f"{name}={values} contains a repeated value")
+    return values, True
+
+
+def _scheme_name(name, value):
+    if not isinstance(value, str) or value not in SCHEMES:
+        raise ValueError(f"{name}={value!r} is not one of: {', '.join(SCHEMES)}")
+    return value
+
+
+def sweep_config(**kw):
+    """Validate the sweep arguments into a JSON-serialisable configuration."""
+    cfg = {"format": FORMAT}
+    axes = {}
+    axes["scheme"] = _axis("schemes", kw["schemes"], _scheme_name)
+    for key, value in sorted(kw["scheme_params"].items()):
+        owners = [s for s in axes["scheme"][0] if key in SCHEMES[s].__dataclass_fields__]
+        if not owners:
+            raise ValueError(f"scheme parameter {key!r} is used by none of the schemes {axes['scheme'][0]}")
+        axes[key] = _axis(key, value, check_float)
+    axes["n"] = _axis("n", kw["n"], lambda k, v: check_int(k, v, minimum=2))
+    axes["d"] = _axis("d", kw["d"], lambda k, v: check_int(k, v, minimum=2))
+    axes["beta"] = _axis("beta", kw["beta"], check_float)
+    seeds = kw["seeds"]
+    if isinstance(seeds, (int, np.integer)) and not isinstance(seeds, bool):
+        seeds = list(range(check_int("seeds", seeds, minimum=1)))
+    axes["seed"] = (_axis("seeds", list(seeds), check_int)[0], True)
+    cfg["axes"] = {k: {"values": v, "swept": s} for k, (v, s) in axes.items()}
+    t0, t1 = check_float("t0", kw["t0"]), check_float("t1", kw["t1"])
+    ts = save_times(t0, t1, ts=kw["ts"], save_every=kw["save_every"])
+    cfg.update(t0=t0, t1=t1, ts=ts.tolist())
+    cfg["observables"] = list(analysis.check_observables(kw["observables"]))
+    delta = check_float("delta", kw["delta"], positive=True)
+    cfg.update(delta=delta, stop_at_collapse=bool(kw["stop_at_collapse"]), init=init.check_spec(kw["init"]))
+    cfg["dtype"] = check_dtype(kw["dtype"]).name
+    solve = SolveConfig(rtol=kw["rtol"], atol=kw["atol"], max_steps=kw["max_steps"])
+    cfg["solve"] = {
+        "attention": kw["attention"],
+        "rtol": solve.rtol,
+        "atol": solve.atol,
+        "max_steps": solve.max_steps,
+    }
+    return cfg
+
+
+def units_of(cfg):
+    """The distinct units (scheme, params, n, d, beta) of the grid, and for every grid
+    point (in the order of the axes, seed excluded) the index of its unit. A scheme
+    parameter that a scheme does not take does not make new units for it."""
+    axes = {k: v["values"] for k, v in cfg["axes"].items() if k != "seed"}
+    params = [k for k in axes if k not in ("scheme", "n", "d", "beta")]
+    units, index = [], {}
+    grid = np.empty([len(v) for v in axes.values()], dtype=np.int64)
+    for pos in itertools.product(*(range(len(v)) for v in axes.values())):
+        point = {k: axes[k][i] for k, i in zip(axes, pos)}
+        fields = SCHEMES[point["scheme"]].__dataclass_fields__
+        unit = (
+            point["scheme"],
+            tuple((p, point[p]) for p in params if p in fields),
+            point["n"],
+            point["d"],
+            point["beta"],
+        )
+        if unit not in index:
+            index[unit] = len(units)
+            units.append(unit)
+        grid[pos] = index[unit]
+    return units, grid

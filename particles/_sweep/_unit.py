@@ -1,0 +1,100 @@
+"""One unit of a sweep (a (scheme, parameters, n, d, beta) with all its seeds, one
+solve) and one chunk of units, as pure functions: they run in this process or on a
+Dask worker and write nothing."""
+
+import functools
+import warnings
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .. import analysis, init
+from .._config import SolveConfig
+from .._integrate import integrate
+from .._problem import make_problem, precision
+from .._status import SimulationWarning
+from ..schemes import get_scheme
+from ..sphere import normalize
+
+
+@functools.lru_cache(maxsize=4)
+def _initial_tokens(spec, seeds, n, d, dtype):
+    """The initial tokens of every seed, shared by the units that differ only in the
+    scheme, its parameters or beta (the same arrays each time, so the same results)."""
+    return jnp.stack([init.from_spec(spec, s, n, d, jnp.dtype(dtype)) for s in seeds])
+
+
+@functools.partial(jax.jit, static_argnames=("names", "delta", "k"))
+def _unit_observables(ts, lift, r, beta, t_stop, names, delta, k):
+    """The observables over the first ``k`` saves and the collapse times of one unit
+    from the solver's saves (``lift`` (T, seed, n, m), θ = lift/|lift|; ``r`` (T, seed,
+    n)), as one compiled program (op by op, they took as long as the solve), one seed
+    at a time: for the whole unit at once, its Gram matrices (seeds × saves × n × n)
+    were arrays of tens of MB, and allocating them cost more than computing them."""
+
+    def one_seed(i):
+        theta = normalize(jax.lax.dynamic_index_in_dim(lift, i, axis=1, keepdims=False))
+        r_seed = jax.lax.dynamic_index_in_dim(r, i, axis=1, keepdims=False)
+        values = analysis.observe(names, theta[:k], r_seed[:k], beta, delta)
+        return values, analysis.collapse_time_of_saves(ts, theta, delta, t_stop)
+
+    return jax.lax.map(one_seed, jnp.arange(lift.shape[1]))
+
+
+def solve_unit(cfg, unit):
+    """One simulate call for a unit: observables (seed, time), NaN after a stop and
+    where a failed seed has no state; collapse times (seed), NaN for a failed seed; the
+    seeds' status (0 ok, see :class:`particles.Trajectory`); the stop time."""
+    scheme, params, n, d, beta = unit
+    dtype = jnp.dtype(cfg["dtype"])
+    seeds, ts = cfg["axes"]["seed"]["values"], np.asarray(cfg["ts"])
+    x0 = _initial_tokens(cfg["init"], tuple(seeds), n, d, dtype.name)
+    delta = cfg["delta"]
+    problem = make_problem(
+        x0, get_scheme(scheme, **dict(params)), beta=beta, t0=cfg["t0"], t1=cfg["t1"], dtype=dtype,
+        attention=cfg["solve"]["attention"],
+    )  # fmt: skip
+    config = SolveConfig(
+        ts=ts, stop_at_collapse=delta if cfg["stop_at_collapse"] else None,
+        **{k: v for k, v in cfg["solve"].items() if k != "attention"},
+    )  # fmt: skip
+    with warnings.catch_warnings():  # failed seeds are recorded in the status variable
+        warnings.simplefilter("ignore", SimulationWarning)
+        saves = integrate(
+            problem, config
+        )  # in the solver's coordinates: observables need inner products only
+    stopped = saves.stats.get("collapsed")
+    k = len(saves.ts) - 1 if stopped else len(ts)
+    names = analysis.check_observables(cfg["observables"])
+    if "energy" in names:
+        analysis.check_energy_beta(beta)  # under jit, beta = 0 would give inf, not an error
+    values, collapse = _unit_observables(
+        saves.ts, saves.lift, saves.r, beta, saves.stats["t_stop"] if stopped else None, names, delta, k
+    )
+    missing = np.isnan(np.asarray(saves.r[:k])).any(axis=-1).T  # saves a failed seed did not reach
+    out = {}
+    for name, v in values.items():
+        full = np.full((len(seeds), len(ts)), np.nan, dtype=dtype)
+        full[:, :k] = np.where(missing, np.nan, np.asarray(v))
+        out[name] = full
+    failed = saves.status != 0
+    out["collapse_time"] = np.where(failed, np.nan, collapse).astype(dtype)
+    out["status"] = saves.status
+    out["t_stop"] = np.asarray(saves.stats.get("t_stop", cfg["t1"]), dtype=dtype)
+    return out
+
+
+def chunk_dataset(cfg, units, indices):
+    """Compute one chunk (a pure function of its arguments: it runs in this process or
+    on a Dask worker, and writes nothing)."""
+    import xarray as xr
+
+    with precision(cfg["dtype"]):
+        results = [solve_unit(cfg, units[i]) for i in indices]
+    data = {}
+    for name in results[0]:
+        stacked = np.stack([r[name] for r in results])
+        dims = ("unit", "seed", "time")[: stacked.ndim]
+        data[name] = (dims, stacked)
+    return xr.Dataset(data, coords={"unit": np.asarray(indices)})
