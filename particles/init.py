@@ -1,5 +1,9 @@
 """Initial configurations of n tokens in R^d. ``key`` is a ``jax.random`` key or an
-integer seed; ``batch`` (an int or a shape) adds leading batch dimensions."""
+integer seed; ``batch`` (an int or a shape) adds leading batch dimensions.
+
+Random draws are made in float64 and rounded to ``dtype`` at the end, so the same
+seed gives the same tokens, up to rounding, in float32 and float64: a float64 rerun
+of a float32 experiment starts from the same configuration."""
 
 import math
 import os
@@ -11,6 +15,13 @@ from jaxtyping import Array, Float
 
 from ._validate import as_key, check_float, check_int, default_dtype
 from .sphere import normalize
+
+
+def _in_float64(draw, dtype):
+    """``draw()`` computed in float64, rounded to ``dtype`` (default: JAX's)."""
+    dtype = dtype or default_dtype()
+    with jax.enable_x64(True):
+        return draw().astype(dtype)
 
 
 def _shape(batch, n, d):
@@ -27,14 +38,15 @@ def _shape(batch, n, d):
 def uniform_sphere(key, n: int, d: int, batch=None, dtype=None) -> Float[Array, "*batch n d"]:
     """i.i.d. tokens uniform on S^{d-1} (normalised Gaussians)."""
     shape = _shape(batch, n, d)
-    return normalize(jax.random.normal(as_key(key), shape, dtype or default_dtype()))
+    return _in_float64(lambda: normalize(jax.random.normal(as_key(key), shape, jnp.float64)), dtype)
 
 
 def gaussian(key, n: int, d: int, scale: float = 1.0, batch=None, dtype=None) -> Float[Array, "*batch n d"]:
     """i.i.d. tokens N(0, scale² I_d / d), so that |x_i| ≈ scale."""
     shape = _shape(batch, n, d)
     scale = check_float("scale", scale, positive=True)
-    return scale / math.sqrt(d) * jax.random.normal(as_key(key), shape, dtype or default_dtype())
+    draw = lambda: scale / math.sqrt(d) * jax.random.normal(as_key(key), shape, jnp.float64)
+    return _in_float64(draw, dtype)
 
 
 def equiangular(n: int, d: int, rho0: float, r0: float = 1.0, dtype=None) -> Float[Array, "n d"]:
@@ -72,11 +84,14 @@ def clusters(
     shape = _shape(batch, n, d)
     check_int("k", k, minimum=1)
     spread = check_float("spread", spread, nonnegative=True)
-    dtype = dtype or default_dtype()
     kc, kn = jax.random.split(as_key(key))
-    centres = normalize(jax.random.normal(kc, (*shape[:-2], k, d), dtype))
-    members = jnp.take(centres, jnp.arange(n) % k, axis=-2)
-    return normalize(members + spread * jax.random.normal(kn, shape, dtype))
+
+    def draw():
+        centres = normalize(jax.random.normal(kc, (*shape[:-2], k, d), jnp.float64))
+        members = jnp.take(centres, jnp.arange(n) % k, axis=-2)
+        return normalize(members + spread * jax.random.normal(kn, shape, jnp.float64))
+
+    return _in_float64(draw, dtype)
 
 
 SPECS = ("uniform", "gaussian", "equiangular:RHO", "FILE.npy")
