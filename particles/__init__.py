@@ -6,6 +6,7 @@ Public API; the implementation lives in private modules.
 __version__ = "0.1.0"
 
 from . import analysis as analysis
+from . import animate as animate
 from . import equiangular as equiangular
 from . import init as init
 from . import schemes as schemes
