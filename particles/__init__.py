@@ -12,6 +12,7 @@ from . import init as init
 from . import schemes as schemes
 from ._attention import Attention as Attention
 from ._cache import enable_compilation_cache as enable_compilation_cache
+from ._info import info as info
 from ._simulate import SimulationError as SimulationError
 from ._simulate import SimulationWarning as SimulationWarning
 from ._simulate import simulate as simulate
