@@ -9,6 +9,7 @@ are the documented low-level pieces that sweeps and benchmarks use.
 __version__ = "0.1.0"
 
 from . import analysis as analysis
+from . import animate as animate
 from . import equiangular as equiangular
 from . import init as init
 from . import kernels as kernels
@@ -20,6 +21,7 @@ from ._chart import AmbientChart as AmbientChart
 from ._chart import SpanChart as SpanChart
 from ._config import SolveConfig as SolveConfig
 from ._config import save_times as save_times
+from ._info import info as info
 from ._integrate import RawSolution as RawSolution
 from ._integrate import initial_state as initial_state
 from ._integrate import integrate as integrate

@@ -105,6 +105,12 @@ class Trajectory:
         """Write NetCDF (h5netcdf engine); the file appears complete or not at all."""
         write_atomic(self.to_xarray(), path)
 
+    def animate(self, out, **kw) -> str:
+        """Write a GIF (or MP4) of the saves to ``out``: see :func:`particles.animate.animate`."""
+        from .animate import animate
+
+        return animate(self, out, **kw)
+
 
 TMP_PREFIX = ".tmp-"
 
@@ -142,6 +148,8 @@ def load(path) -> Trajectory:
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise ValueError(f"path={path!r} does not exist")
+    if not is_trajectory_file(path):
+        raise ValueError(f"path={path!r} is not a trajectory file written by Trajectory.save")
     with xr.open_dataset(path, engine="h5netcdf") as ds:
         ds = ds.load()
     batch = tuple(json.loads(ds.attrs["batch_shape"]))
@@ -155,3 +163,15 @@ def load(path) -> Trajectory:
         config=json.loads(ds.attrs["config"]),
         status=ds["status"].values.reshape(batch) if "status" in ds else None,
     )
+
+
+def is_trajectory_file(path) -> bool:
+    """Whether ``path`` is a NetCDF (HDF5) file with the attributes :meth:`Trajectory.save`
+    writes; reads the file's attributes only, never raises."""
+    import h5py
+
+    try:
+        with h5py.File(os.fspath(path), "r") as f:
+            return {"particles_version", "batch_shape", "config"} <= set(f.attrs) and "theta" in f
+    except (OSError, TypeError, ValueError):
+        return False

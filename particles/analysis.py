@@ -54,18 +54,17 @@ def pair_density(theta: Float[Array, "*b n d"], delta: float = 1e-3) -> Float[Ar
     return count / (n * (n - 1))
 
 
-def cluster_count(theta: Float[Array, "*b n d"], delta: float = 1e-3) -> Int[Array, "*b"]:
-    """Number of connected components of the graph {⟨θ_i, θ_j⟩ ≥ 1 − δ} (MODEL.md §4).
+def cluster_labels(theta: Float[Array, "*b n d"], delta: float = 1e-3) -> Int[Array, "*b n"]:
+    """The connected component of each token in the graph {⟨θ_i, θ_j⟩ ≥ 1 − δ}
+    (MODEL.md §4), labelled by the smallest token index in it.
 
     Each token starts with its own index as label and repeatedly takes the smallest
     label among its neighbours (``lax.while_loop`` until nothing changes, at most the
-    graph's diameter rounds); the components are the tokens that keep their own label.
-    Unlike the rank of a thresholded Gram matrix this is exact for chains of close
-    tokens.
+    graph's diameter rounds). Unlike the rank of a thresholded Gram matrix this is
+    exact for chains of close tokens.
     """
     n = theta.shape[-2]
     adj = _close(theta, delta)
-    own = jnp.arange(n)
 
     def relabel(labels):
         return jnp.min(jnp.where(adj, labels[..., None, :], n), axis=-1)
@@ -75,9 +74,16 @@ def cluster_count(theta: Float[Array, "*b n d"], delta: float = 1e-3) -> Int[Arr
         new = relabel(labels)
         return new, jnp.any(new != labels)
 
-    start = jnp.broadcast_to(own, adj.shape[:-1])
+    start = jnp.broadcast_to(jnp.arange(n), adj.shape[:-1])
     labels, _ = jax.lax.while_loop(lambda s: s[1], body, (start, jnp.array(True)))
-    return jnp.sum(labels == own, axis=-1)
+    return labels
+
+
+def cluster_count(theta: Float[Array, "*b n d"], delta: float = 1e-3) -> Int[Array, "*b"]:
+    """Number of connected components of the graph {⟨θ_i, θ_j⟩ ≥ 1 − δ} (MODEL.md §4):
+    the tokens that keep their own index in :func:`cluster_labels`."""
+    n = theta.shape[-2]
+    return jnp.sum(cluster_labels(theta, delta) == jnp.arange(n), axis=-1)
 
 
 def energy(theta: Float[Array, "*b n d"], beta) -> Float[Array, "*b"]:

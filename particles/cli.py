@@ -233,6 +233,40 @@ def _run_figure(args):
     print(f"{args.name} ({args.size}) in {time.perf_counter() - start:.1f} s")
 
 
+def _animate_parser(sub):
+    p = sub.add_parser("animate", help="animate a trajectory file (simulate --out) as a GIF or MP4")
+    p.add_argument("path", help="a trajectory file written by simulate --out")
+    p.add_argument("--out", default=None, help="NAME.gif, or NAME.mp4 with ffmpeg (default: PATH as .gif)")
+    p.add_argument("--fps", type=float, default=10, help="frames (saves) per second (default 10)")
+    p.add_argument("--sample", type=int, default=0, help="which trajectory of a batched run (default 0)")
+    p.add_argument("--delta", type=float, default=1e-3, help="clusters: cosine >= 1 - delta (default 1e-3)")
+    p.add_argument(
+        "--components", type=int, default=2, choices=(2, 3), help="d > 3: principal directions shown"
+    )
+    p.set_defaults(run=_run_animate)
+
+
+def _run_animate(args):
+    from .animate import animate
+
+    out = args.out if args.out is not None else os.path.splitext(args.path)[0] + ".gif"
+    start = time.perf_counter()
+    animate(args.path, out, fps=args.fps, sample=args.sample, delta=args.delta, components=args.components)
+    print(f"wrote {out} in {time.perf_counter() - start:.1f} s")
+
+
+def _info_parser(sub):
+    p = sub.add_parser("info", help="describe a sweep store or a trajectory file")
+    p.add_argument("path", help="a sweep store folder or a trajectory .nc file")
+    p.set_defaults(run=_run_info)
+
+
+def _run_info(args):
+    from ._info import info
+
+    print(info(args.path))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="particles", description="Transformer tokens as particles on the sphere.")
     parser.add_argument(
@@ -246,6 +280,8 @@ def build_parser() -> argparse.ArgumentParser:
     _demo_parser(sub)
     _figure_parser(sub)
     _sweep_parser(sub)
+    _animate_parser(sub)
+    _info_parser(sub)
     return parser
 
 

@@ -32,7 +32,7 @@ from ._executor import computed_chunks
 from ._grid import FORMAT, sweep_config, units_of
 from ._store import MANIFEST, chunk_path, open_store, open_sweep
 
-__all__ = ["FORMAT", "MANIFEST", "open_sweep", "sweep"]
+__all__ = ["FORMAT", "MANIFEST", "chunk_path", "open_sweep", "sweep", "units_of"]
 
 
 def sweep(

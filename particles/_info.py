@@ -1,0 +1,142 @@
+"""A short description of what a results path holds: a sweep store (configuration,
+progress, size on disk) or a trajectory file (scheme, sizes, saves, dtype)."""
+
+import json
+import math
+import os
+
+from ._sweep import MANIFEST, chunk_path, units_of
+from ._trajectory import TMP_PREFIX, is_trajectory_file
+
+
+def is_sweep_store(path) -> bool:
+    """Whether ``path`` is a folder holding a sweep manifest."""
+    return os.path.isdir(path) and os.path.isfile(os.path.join(path, MANIFEST))
+
+
+def info(path) -> str:
+    """A few lines describing ``path``: for a sweep store (a folder written by
+    :func:`particles.sweep`) its swept axes and their sizes, fixed values, times,
+    observables, progress (chunks done / total, so also an unfinished store) and size
+    on disk; for a trajectory file (:meth:`Trajectory.save`) its scheme, n, d, batch,
+    saves, dtype and status. Reads the manifest or the file's metadata only."""
+    path = os.fspath(path)
+    if is_sweep_store(path):
+        return _sweep_info(path)
+    if is_trajectory_file(path):
+        return _trajectory_info(path)
+    if not os.path.exists(path):
+        raise ValueError(f"path={path!r} does not exist")
+    raise ValueError(
+        f"path={path!r} is neither a sweep store (a folder with {MANIFEST}) "
+        "nor a trajectory file written by Trajectory.save"
+    )
+
+
+def _lines(title, rows) -> str:
+    width = max(len(k) for k, _ in rows)
+    return "\n".join([title] + [f"  {k:<{width}}  {v}" for k, v in rows])
+
+
+def _values(values) -> str:
+    """1, 2, 3 for a few values; '16 values, 0.5 .. 8' for many."""
+    text = lambda v: f"{v:g}" if isinstance(v, float) else str(v)
+    if len(values) <= 6:
+        return ", ".join(map(text, values))
+    return f"{text(values[0])} .. {text(values[-1])}"
+
+
+def _size(nbytes) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if nbytes < 1024 or unit == "GiB":
+            return f"{nbytes:.0f} {unit}" if unit == "B" else f"{nbytes:.1f} {unit}"
+        nbytes /= 1024
+
+
+def _sweep_info(path) -> str:
+    try:
+        with open(os.path.join(path, MANIFEST)) as f:
+            stored = json.load(f)
+        cfg, chunk_size = stored["config"], stored["chunk_size"]
+        units, _ = units_of(cfg)
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise ValueError(f"path={path!r}: cannot read its {MANIFEST} ({e!r})") from None
+    axes = cfg["axes"]
+    swept = [f"{k}: {len(v['values'])} ({_values(v['values'])})" for k, v in axes.items() if v["swept"]]
+    fixed = [f"{k}={_values(v['values'])}" for k, v in axes.items() if not v["swept"]]
+    num_chunks = math.ceil(len(units) / chunk_size)
+    done = sum(os.path.isfile(chunk_path(path, k)) for k in range(num_chunks))
+    files = [os.path.join(path, name) for name in os.listdir(path) if not name.startswith(TMP_PREFIX)]
+    nbytes = sum(os.path.getsize(p) for p in files if os.path.isfile(p))
+    progress = f"{done} / {num_chunks} chunks done ({len(units)} units, {chunk_size} per chunk)"
+    if done < num_chunks:
+        progress += "; rerun the same sweep to finish it"
+    solve = cfg.get("solve", {})
+    settings = [
+        cfg["dtype"],
+        f"init {cfg['init']}",
+        f"delta {cfg['delta']:g}",
+        f"attention {solve.get('attention', '?')}",
+        f"rtol {solve.get('rtol', float('nan')):g}",
+        f"atol {solve.get('atol', float('nan')):g}",
+    ]
+    if cfg.get("stop_at_collapse"):
+        settings.append("stop at collapse")
+    ts = cfg["ts"]
+    within = f" from {ts[0]:g} to {ts[-1]:g}" if (ts[0], ts[-1]) != (cfg["t0"], cfg["t1"]) else ""
+    rows = [
+        ("swept", "; ".join(swept)),
+        ("fixed", ", ".join(fixed) or "none"),
+        ("times", f"t = {cfg['t0']:g} .. {cfg['t1']:g}, {len(ts)} saves{within}"),
+        ("observables", ", ".join(cfg["observables"]) + " (and collapse_time, t_stop, status)"),
+        ("settings", ", ".join(settings)),
+        ("progress", progress),
+        ("size", f"{_size(nbytes)} in {len(files)} files"),
+    ]
+    return _lines(f"sweep store {path} ({cfg.get('format', '?')})", rows)
+
+
+def _trajectory_info(path) -> str:
+    import numpy as np
+    import xarray as xr
+
+    try:
+        with xr.open_dataset(path, engine="h5netcdf") as ds:
+            attrs, sizes = dict(ds.attrs), dict(ds.sizes)
+            dtype = ds["theta"].dtype
+            ts = ds["time"].values
+            status = ds["status"].values if "status" in ds else np.zeros(())
+        cfg, stats = json.loads(attrs["config"]), json.loads(attrs.get("stats", "{}"))
+        batch = tuple(json.loads(attrs["batch_shape"]))
+    except (OSError, ValueError, KeyError) as e:
+        raise ValueError(f"path={path!r}: cannot read it as a trajectory file ({e!r})") from None
+    scheme = cfg.get("scheme", "?")
+    params = cfg.get("scheme_params") or {}
+    if params:
+        scheme += " (" + ", ".join(f"{k}={v:g}" for k, v in params.items()) + ")"
+    beta = np.ravel(np.asarray(cfg.get("beta", np.nan), dtype=float))
+    size = int(np.prod(batch))
+    failed = int(np.sum(status != 0))
+    counts = {name: int(np.sum(status == code)) for code, name in ((1, "non-finite"), (2, "max_steps"))}
+    rows = [
+        ("scheme", f"{scheme}, beta {_values([float(b) for b in beta])}"),
+        ("tokens", f"n={sizes['token']}, d={sizes['dim']}"),
+        ("batch", f"{batch}: {size} samples" if batch else "none (one trajectory)"),
+        ("saves", f"{len(ts)}, t = {ts[0]:g} .. {ts[-1]:g}" if len(ts) else "0"),
+        ("dtype", str(dtype)),
+        (
+            "solver",
+            f"{cfg.get('solver', '?')}, attention {cfg.get('attention', '?')}, "
+            f"{stats.get('num_steps', '?')} steps ({stats.get('num_rejected', '?')} rejected)",
+        ),
+        (
+            "status",
+            "all ok"
+            if not failed
+            else f"{failed} of {max(size, 1)} failed ("
+            + ", ".join(f"{v} {k}" for k, v in counts.items() if v)
+            + ")",
+        ),
+        ("size", _size(os.path.getsize(path))),
+    ]
+    return _lines(f"trajectory {path} (particles {attrs.get('particles_version', '?')})", rows)
