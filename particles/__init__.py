@@ -26,6 +26,10 @@ from ._integrate import RawSolution as RawSolution
 from ._integrate import initial_state as initial_state
 from ._integrate import integrate as integrate
 from ._integrate import vector_field as vector_field
+from ._mlp import MLP as MLP
+from ._norms import NORM_KINDS as NORM_KINDS
+from ._norms import Norm as Norm
+from ._norms import ode_limit_exists as ode_limit_exists
 from ._problem import Problem as Problem
 from ._problem import make_problem as make_problem
 from ._problem import precision as precision
@@ -44,4 +48,5 @@ from .schemes import AbstractAmbientScheme as AbstractAmbientScheme
 from .schemes import AbstractScheme as AbstractScheme
 from .schemes import AbstractSpeedScheme as AbstractSpeedScheme
 from .schemes import get_scheme as get_scheme
+from .weights import random_mlp as random_mlp
 from .weights import random_weights as random_weights

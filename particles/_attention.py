@@ -70,6 +70,23 @@ class Attention(eqx.Module):
 
         return tuple(select(w) for w in (self.Q, self.K, self.V))
 
+    def at_layer(self, layer) -> "Attention":
+        """The attention of layer ``layer`` (an int or a traced integer; past the last
+        layer of weights, the last one), with that layer's weights alone."""
+
+        def pick(w):
+            if w is None:
+                return None
+            index = jnp.clip(layer, 0, w.shape[0] - 1)
+            return jax.lax.dynamic_index_in_dim(w, index, axis=0, keepdims=True)
+
+        return eqx.tree_at(
+            lambda a: (a.Q, a.K, a.V),
+            self,
+            tuple(pick(w) for w in (self.Q, self.K, self.V)),
+            is_leaf=lambda w: w is None,
+        )
+
     def __call__(self, t, theta: Float[Array, "*batch n d"]) -> Float[Array, "*batch n d"]:
         beta = jnp.asarray(self.beta, theta.dtype)[..., None, None]
         options = dict(kind=self.kind, causal=self.causal, block=self.block_size)

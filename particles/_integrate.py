@@ -25,6 +25,7 @@ import optimistix as optx
 from ._chart import AbstractChart, AmbientChart, SpanChart
 from ._config import SolveConfig, save_times
 from ._devices import batch_sharding, shard_batch
+from ._layers import integrate_layers
 from ._problem import Problem, precision
 from ._solver import step_controller
 from ._status import STATUS_LEGEND, SimulationError, SimulationWarning, Status
@@ -205,6 +206,9 @@ def integrate(problem: Problem, config: SolveConfig) -> RawSolution:
     failed ones are marked in ``status``, the others kept, a warning issued)."""
     batch, dtype, t1 = problem.batch_shape, problem.dtype, problem.t1
     n, d = problem.x0.shape[-2:]
+    if problem.layers is not None:
+        with precision(dtype):
+            return integrate_layers(problem, config)
     with precision(dtype):
         ts = jnp.asarray(save_times(problem.t0, t1, config.ts), dtype)
         span = config.reduce_span and n < d and problem.keeps_span

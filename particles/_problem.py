@@ -11,6 +11,8 @@ import numpy as np
 from jaxtyping import Array, Float
 
 from ._attention import ATTENTION_KINDS, HEAD_REDUCTIONS, Attention
+from ._mlp import MLP
+from ._norms import Norm, as_norm, ode_limit_exists
 from ._validate import check_choice, check_finite_array, check_float, check_int, default_dtype
 from .schemes import AbstractScheme, get_scheme
 
@@ -32,6 +34,10 @@ class Problem(eqx.Module):
     t0: float = eqx.field(static=True)
     t1: float = eqx.field(static=True)
     beta_record: str = eqx.field(static=True)  # beta as the caller gave it (JSON), for the record
+    norm: Norm = Norm()
+    mlp: MLP | None = None
+    layers: int | None = eqx.field(static=True, default=None)  # None: the ODE (continuous depth)
+    residual: str = eqx.field(static=True, default="constant")
 
     @property
     def batch_shape(self) -> tuple[int, ...]:
@@ -71,8 +77,18 @@ class Problem(eqx.Module):
             "causal": att.causal,
             "heads": att.heads,
             "weights": "identity" if att.identity_weights else f"custom, {att.num_layers} layer(s)",
+            **self._layer_record(),
             "dtype": self.dtype.name,
         }
+
+    def _layer_record(self) -> dict:
+        """The depth, norm and MLP entries of :meth:`describe` (none for today's default ODE)."""
+        record = {} if self.layers is None else {"layers": self.layers, "residual": self.residual}
+        if self.norm.kind != "projection":
+            record.update(norm=self.norm.kind, ln_eps=self.norm.eps)
+        if self.mlp is not None:
+            record.update(mlp_width=self.mlp.width, activation=self.mlp.activation)
+        return record
 
 
 def _weights(name, w, d):
@@ -151,11 +167,21 @@ def make_problem(
     heads="sum",
     block_size=None,
     dtype=None,
+    layers=None,
+    norm=None,
+    gamma=None,
+    bias=None,
+    ln_eps=1e-5,
+    mlp=None,
+    activation="gelu",
+    residual="constant",
     **scheme_params,
 ) -> Problem:
     """Check every argument and build the :class:`Problem` (see :func:`particles.simulate`
     for their meaning). Errors are one-line ``ValueError`` messages naming the argument."""
     scheme = get_scheme(scheme, **scheme_params)
+    if layers is not None:
+        layers = check_int("layers", layers, minimum=1)
     check_choice("attention", attention, ATTENTION_KINDS)
     check_choice("heads", heads, HEAD_REDUCTIONS)
     if block_size is not None:
@@ -186,4 +212,50 @@ def make_problem(
         )
         check_logit_range(att, beta_np, x0, scheme, dtype)
         x = jnp.asarray(np.broadcast_to(x0.astype(dtype), (*batch, *x0.shape[-2:])))
-    return Problem(x, scheme, att, t0, t1, json.dumps(beta_np.tolist()))
+        depth = _depth(scheme, d, t0, t1, layers, norm, gamma, bias, ln_eps, mlp, activation, residual, dtype)
+        norm, mlp = depth["norm"], depth["mlp"]
+        if depth["limit"] is not None:  # the ODE of the layer map with this norm / MLP
+            scheme = depth["limit"]
+            if scheme.scheme.post_normalized(t0):  # the limit starts where the norm's iterates land
+                x = norm.at_layer(0).fixed_point(x)
+    record = json.dumps(beta_np.tolist())
+    return Problem(x, scheme, att, t0, t1, record, norm, mlp, layers, residual)
+
+
+def _depth(scheme, d, t0, t1, layers, norm, gamma, bias, ln_eps, mlp, activation, residual, dtype):
+    """Check the real-layer arguments (MODEL.md §7): the Norm, the MLP, the residual
+    scaling, and in the ODE mode (``layers=None``) whether the limit exists. Returns the
+    norm, the MLP and, where the ODE of a layer map replaces the scheme's flow, its
+    :class:`particles._layers.LayerLimit`."""
+    from ._layers import RESIDUALS, LayerLimit
+
+    check_choice("residual", residual, RESIDUALS)
+    if layers is None and residual != "constant":
+        raise ValueError(f"residual={residual!r} scales the steps of discrete layers; give layers=L")
+    if isinstance(norm, Norm):
+        if gamma is not None or bias is not None:
+            raise ValueError("gamma and bias were given with a Norm instance; set them on the Norm")
+    else:
+        cast = lambda w: None if w is None else jnp.asarray(check_finite_array("gamma/bias", w), dtype)
+        kind = "projection" if norm is None else norm
+        check_choice("norm", kind, ("projection", "layernorm", "rmsnorm"))
+        norm = Norm(
+            kind, gamma=cast(gamma), bias=cast(bias), eps=check_float("ln_eps", ln_eps, positive=True)
+        )
+    norm = as_norm(norm).validate(d, layers)
+    if mlp is not None and not isinstance(mlp, MLP):
+        if len(mlp) != 4:
+            raise ValueError("mlp must be an MLP or a tuple (W1, b1, W2, b2)")
+        W1, b1, W2, b2 = (jnp.asarray(check_finite_array("mlp", w), dtype) for w in mlp)
+        mlp = MLP(W1, W2, b1, b2, activation=activation)
+    if mlp is not None:
+        mlp = mlp.validate(d, layers)
+    limit = None
+    if layers is None and (norm.kind != "projection" or mlp is not None):
+        exists, reason = ode_limit_exists(scheme, norm, t0=t0, t1=t1)
+        if not exists:
+            raise ValueError(reason)
+        limit = LayerLimit(scheme, norm, mlp)
+    elif layers is not None:
+        scheme.check_layer_norm(norm)
+    return {"norm": norm, "mlp": mlp, "limit": limit}

@@ -32,6 +32,14 @@ def simulate(
     block_size=None,
     shard=True,
     reduce_span=True,
+    layers=None,
+    norm=None,
+    gamma=None,
+    bias=None,
+    ln_eps=1e-5,
+    mlp=None,
+    activation="gelu",
+    residual="constant",
     **scheme_params,
 ) -> Trajectory:
     """Simulate n tokens under the attention flow of a normalization scheme.
@@ -71,6 +79,22 @@ def simulate(
     component by component in other coordinates, so the step sequences (not the
     tolerance met) differ. ``False`` solves in R^d.
 
+    Real layers (MODEL.md §7). ``layers=L`` runs L discrete layers (one compiled
+    ``lax.scan``) with residual step h = (t1 − t0)/L (``t1=L`` is the textbook
+    transformer), each the scheme's layer map (:meth:`AbstractScheme.layer`): attention,
+    then the MLP ``mlp=(W1, b1, W2, b2)`` (shapes (L, m, d), (L, m), (L, d, m), (L, d),
+    F(y) = W2 σ(W1 y + b1) + b2, ``activation`` "gelu" (exact erf form, PyTorch's
+    default) or "relu"; or an :class:`MLP`), each a residual sublayer normalised by
+    ``norm`` ("projection" (default), "layernorm", "rmsnorm" with ``gamma``, ``bias`` of
+    shape (d,) or (L, d) and ``ln_eps``; or a :class:`Norm`). ``residual`` scales the
+    steps: "constant" h, "inv_sqrt_depth" h/√L, "inv_depth" h/L, "inv_sqrt_layer"
+    h/√(l+1). x0 enters the first layer as it is; the saves are the inputs of every
+    layer and the output (``ts``, if given, must lie on the grid t0 + l h). Q, K, V of
+    shape (layers, heads, d, d) give layer l its own weights (the last one past their
+    end). Without ``layers``, ``norm``/``mlp`` give the ODE of the layer map where the
+    small-step limit exists (pre, peri, spannorm, none; post-type schemes only with
+    γ = c·1, b = b₀·1, started on the norm's sphere), and a one-line error otherwise.
+
     Failures. A single trajectory that does not reach t1 (step budget spent, the state
     non-finite) raises :class:`SimulationError`. In a batch the others are kept: when
     the batched solve fails, each trajectory is solved again on its own (with its own
@@ -85,7 +109,8 @@ def simulate(
 
     problem = make_problem(
         x0, scheme, beta=beta, t0=t0, t1=t1, attention=attention, Q=Q, K=K, V=V, causal=causal,
-        heads=heads, block_size=block_size, dtype=dtype, **scheme_params,
+        heads=heads, block_size=block_size, dtype=dtype, layers=layers, norm=norm, gamma=gamma,
+        bias=bias, ln_eps=ln_eps, mlp=mlp, activation=activation, residual=residual, **scheme_params,
     )  # fmt: skip
     config = SolveConfig(
         solver=solver, rtol=rtol, atol=atol, step_size=step_size, max_steps=max_steps, ts=ts,

@@ -97,7 +97,12 @@ class Trajectory:
         for key, value in self.config.items():
             if isinstance(value, (str, int, float)) and not isinstance(value, bool):
                 attrs[key] = value
-        ds = xr.Dataset(data, coords={"time": np.asarray(self.ts)}, attrs=attrs)
+        coords = {"time": np.asarray(self.ts)}
+        if "layers" in self.config:  # discrete depth: the layer index of each save
+            c = self.config
+            h = (c["t1"] - c["t0"]) / c["layers"]
+            coords["layer"] = ("time", np.rint((np.asarray(self.ts, float) - c["t0"]) / h).astype(np.int64))
+        ds = xr.Dataset(data, coords=coords, attrs=attrs)
         ds["status"].attrs.update(flag_values=STATUS_VALUES, flag_meanings=STATUS_MEANINGS)
         return ds
 

@@ -12,15 +12,25 @@ A scheme is a small equinox module. Subclass :class:`AbstractSpeedScheme` and gi
 ``speed`` and ``radial_rate`` as functions of (t, r_i, a_i = ⟨θ_i, A_i⟩, |A_i|), or
 subclass :class:`AbstractAmbientScheme` and give the ambient velocity dx_i/dt. The
 integrator and the equiangular reduced model take any such scheme unchanged.
+
+Next to its speed, each built-in scheme gives its discrete layer (MODEL.md §2, §7):
+:meth:`AbstractScheme.layer` applies attention, then optionally the MLP, each a residual
+sublayer x ← sublayer(t, x, h, f, N) placed by the scheme (:meth:`AbstractScheme.sublayer`),
+with N a :class:`~particles._norms.Norm` (the projection by default). With the projection
+and attention only, one layer is an explicit Euler-type step of the scheme's flow, so
+L layers of step h = T/L converge to it at first order. A user scheme gives its layer
+by overriding ``sublayer`` (or ``layer``); a speed scheme has no default.
 """
 
 import abc
+from collections.abc import Callable
 from typing import ClassVar
 
 import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
+from ._norms import NORM_KINDS, Norm, as_norm
 from ._validate import check_choice, check_float
 from .sphere import safe_norm, tangent_projection
 
@@ -57,6 +67,61 @@ class AbstractScheme(eqx.Module):
 
     def _attend(self, t, theta, r, attention):
         return attention(t, r[..., None] * theta if self.attends_to_tokens else theta)
+
+    # -- discrete layers (MODEL.md §7) -------------------------------------------------
+
+    #: the norm kinds the layer map takes (nGPT and "none" are defined by the projection)
+    layer_norm_kinds: ClassVar[tuple[str, ...]] = NORM_KINDS
+
+    def layer(
+        self,
+        t,
+        x: Float[Array, "*b n d"],
+        h,
+        attend: Callable[[Array], Array],
+        mlp: Callable[[Array], Array] | None = None,
+        norm: "Norm | str | None" = None,
+    ) -> Float[Array, "*b n d"]:
+        """One transformer layer starting at time ``t`` (t = t0 + l h for layer l) with
+        residual step ``h``: the attention sublayer, then the MLP one if ``mlp`` is given,
+        each placed by :meth:`sublayer` with the same ``norm`` (None: the projection).
+
+        ``attend(y)`` is this layer's attention A on the (already normalised) tokens y,
+        e.g. ``lambda y: attention(l, y)`` with a :class:`particles.Attention`;
+        ``mlp(y)`` its MLP F (an :class:`particles.MLP` of one layer, ``mlp.at_layer(l)``);
+        ``norm`` one layer's :class:`particles.Norm` (``norm.at_layer(l)``)."""
+        norm = as_norm(norm)
+        self.check_layer_norm(norm)
+        t = jnp.asarray(t, x.dtype)
+        for f in (attend,) if mlp is None else (attend, mlp):
+            x = self.sublayer(t, x, h, f, norm)
+        return x
+
+    def sublayer(self, t, x, h, f, norm: Norm):
+        """One residual sublayer x ← ... with f the attention or the MLP (override this)."""
+        raise NotImplementedError(
+            f"scheme {self.name!r} defines no layer map; override sublayer(t, x, h, f, norm) or layer(...)"
+        )
+
+    def check_layer_norm(self, norm: Norm) -> None:
+        """Raise a one-line ValueError if the layer map does not take ``norm``'s kind."""
+        if norm.kind not in self.layer_norm_kinds:
+            raise ValueError(
+                f"scheme {self.name!r} normalises by {' or '.join(self.layer_norm_kinds)} only "
+                f"(by definition), not {norm.kind}; pass norm=None"
+            )
+
+    def post_normalized(self, t):
+        """Whether the layer starting at time t (may be traced) ends with N(...), a
+        post-type placement: its small-h limit is the velocity projected by
+        :meth:`particles.Norm.tangent`. Sphere-bound schemes are post-type."""
+        return jnp.asarray(self.sphere_bound)
+
+    def normalizes_layer_output(self, t0: float, t1: float) -> bool:
+        """Whether some layer starting in [t0, t1) is post-type (:meth:`post_normalized`);
+        its small-h limit needs a norm that retracts onto a manifold
+        (:func:`particles.ode_limit_exists`). Concrete times; sphere-bound schemes are."""
+        return self.sphere_bound
 
 
 class AbstractSpeedScheme(AbstractScheme):
@@ -101,12 +166,20 @@ class AbstractAmbientScheme(AbstractScheme):
         v = self.ambient_velocity(t, r[..., None] * theta, A)
         return tangent_projection(theta, v) / r[..., None], jnp.sum(theta * v, axis=-1)
 
+    def sublayer(self, t, x, h, f, norm):
+        """The explicit Euler step x ← x + h v(t, x, f(N x)) (f(x) if the scheme attends
+        to the tokens): with the projection, a first-order step of the flow."""
+        return x + h * self.ambient_velocity(t, x, f(x if self.attends_to_tokens else norm(x)))
+
 
 class Post(AbstractSpeedScheme):
     """Post-LN, x ← N(x + h A(x)): s = 1, r ≡ 1. Collapse is exponential, 1 − ρ ~ e^{−2t}."""
 
     scheme_name: ClassVar[str] = "post"
     sphere_bound: ClassVar[bool] = True
+
+    def sublayer(self, t, x, h, f, norm):
+        return norm(x + h * f(x))
 
     def speed(self, t, r, a, A_norm):
         return jnp.ones_like(a)
@@ -117,6 +190,9 @@ class Pre(AbstractSpeedScheme):
 
     scheme_name: ClassVar[str] = "pre"
     sphere_bound: ClassVar[bool] = False
+
+    def sublayer(self, t, x, h, f, norm):
+        return x + h * f(norm(x))
 
     def speed(self, t, r, a, A_norm):
         return r
@@ -131,6 +207,9 @@ class Peri(AbstractSpeedScheme):
 
     scheme_name: ClassVar[str] = "peri"
     sphere_bound: ClassVar[bool] = False
+
+    def sublayer(self, t, x, h, f, norm):
+        return x + h * norm(f(norm(x)))
 
     def speed(self, t, r, a, A_norm):
         return r * A_norm
@@ -158,6 +237,17 @@ class Mix(AbstractSpeedScheme):
     def jump_times(self):
         return (float(self.tau),)
 
+    def sublayer(self, t, x, h, f, norm):
+        return jnp.where(
+            t <= self.tau, Post.sublayer(self, t, x, h, f, norm), Pre.sublayer(self, t, x, h, f, norm)
+        )
+
+    def post_normalized(self, t):
+        return t <= self.tau
+
+    def normalizes_layer_output(self, t0, t1):
+        return t0 <= self.tau and t0 < t1
+
 
 class NGPT(AbstractSpeedScheme):
     """nGPT, x ← N(x + α h (N(A(x)) − x)) (Loshchilov et al., arXiv 2410.01131):
@@ -165,6 +255,7 @@ class NGPT(AbstractSpeedScheme):
 
     scheme_name: ClassVar[str] = "ngpt"
     sphere_bound: ClassVar[bool] = True
+    layer_norm_kinds: ClassVar[tuple[str, ...]] = ("projection",)
     alpha: float = 1.0
 
     def __check_init__(self):
@@ -173,6 +264,9 @@ class NGPT(AbstractSpeedScheme):
     def speed(self, t, r, a, A_norm):
         return A_norm / self.alpha
 
+    def sublayer(self, t, x, h, f, norm):
+        return norm(x + self.alpha * h * (norm(f(x)) - x))
+
 
 class Sqrt(AbstractSpeedScheme):
     """LayerNorm scaling, x ← N(x + h A(x)/√(t+1)) (Sun et al., arXiv 2502.05795):
@@ -180,6 +274,9 @@ class Sqrt(AbstractSpeedScheme):
 
     scheme_name: ClassVar[str] = "sqrt"
     sphere_bound: ClassVar[bool] = True
+
+    def sublayer(self, t, x, h, f, norm):
+        return norm(x + h * f(x) / jnp.sqrt(t + 1))
 
     def speed(self, t, r, a, A_norm):
         return jnp.sqrt(t + 1) * jnp.ones_like(a)
@@ -192,6 +289,16 @@ class NoNorm(AbstractSpeedScheme):
     scheme_name: ClassVar[str] = "none"
     sphere_bound: ClassVar[bool] = False
     attends_to_tokens: ClassVar[bool] = True
+    layer_norm_kinds: ClassVar[tuple[str, ...]] = ("projection",)
+
+    def check_layer_norm(self, norm):
+        if norm.kind != "projection":
+            raise ValueError(
+                f"scheme 'none' applies no normalization, so norm={norm.kind!r} is unused; pass norm=None"
+            )
+
+    def sublayer(self, t, x, h, f, norm):
+        return x + h * f(x)
 
     def speed(self, t, r, a, A_norm):
         return r
@@ -207,6 +314,9 @@ class SpanNorm(AbstractSpeedScheme):
 
     scheme_name: ClassVar[str] = "spannorm"
     sphere_bound: ClassVar[bool] = False
+
+    def sublayer(self, t, x, h, f, norm):
+        return x + h * norm(x + f(norm(x)))
 
     def _m(self, r, a, A_norm):
         return jnp.sqrt(r * r + 2 * r * a + A_norm * A_norm)

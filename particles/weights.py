@@ -6,13 +6,18 @@ Ensembles:
   scaling used for random transformers in Karagodin et al., arXiv 2510.22026.
 - ``"goe"``: the Gaussian orthogonal ensemble, (G + Gᵀ)/√(2d) with G i.i.d. N(0, 1),
   spectrum on [−2, 2] as d → ∞.
+
+MLP weights (:func:`random_mlp`) are Kaiming: W1 ~ N(0, 1/d), W2 ~ N(0, 1/m).
 """
+
+import math
 
 import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from ._validate import as_key, check_choice, check_int, default_dtype
+from ._mlp import ACTIVATIONS, MLP
+from ._validate import as_key, check_choice, check_float, check_int, default_dtype
 
 ENSEMBLES = ("kaiming", "gaussian", "goe")
 
@@ -41,3 +46,24 @@ def random_weights(
     kq, kk, kv = jax.random.split(as_key(key), 3)
     shape = (layers, heads, d, d)
     return tuple(_draw(k, shape, d, ensemble, dtype) for k in (kq, kk, kv))
+
+
+def random_mlp(
+    key, d: int, m: int, *, layers: int = 1, bias_std: float = 0.0, activation: str = "gelu", dtype=None
+) -> MLP:
+    """Draw an :class:`MLP` of width ``m`` with one set of weights per layer: W1 of shape
+    (layers, m, d) with entries N(0, 1/d), W2 (layers, d, m) with N(0, 1/m) (Kaiming),
+    biases N(0, bias_std²) (zero by default). ``key`` is a ``jax.random`` key or an
+    integer seed; draw it apart from the attention weights' key (``jax.random.split``)."""
+    check_int("d", d, minimum=1)
+    check_int("m", m, minimum=1)
+    check_int("layers", layers, minimum=1)
+    bias_std = check_float("bias_std", bias_std, nonnegative=True)
+    check_choice("activation", activation, ACTIVATIONS)
+    dtype = dtype or default_dtype()
+    k1, k2, kb1, kb2 = jax.random.split(as_key(key), 4)
+    W1 = jax.random.normal(k1, (layers, m, d), dtype) / math.sqrt(d)
+    W2 = jax.random.normal(k2, (layers, d, m), dtype) / math.sqrt(m)
+    b1 = bias_std * jax.random.normal(kb1, (layers, m), dtype)
+    b2 = bias_std * jax.random.normal(kb2, (layers, d), dtype)
+    return MLP(W1, W2, b1, b2, activation=activation)
