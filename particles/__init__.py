@@ -49,4 +49,5 @@ from .schemes import AbstractScheme as AbstractScheme
 from .schemes import AbstractSpeedScheme as AbstractSpeedScheme
 from .schemes import get_scheme as get_scheme
 from .weights import random_mlp as random_mlp
+from .weights import random_transformer as random_transformer
 from .weights import random_weights as random_weights

@@ -20,6 +20,24 @@ INIT_HELP = "uniform | gaussian | equiangular:RHO | FILE.npy (an (n, d) array)"
 SCHEME_HELP = ", ".join(SCHEMES)
 
 
+def _transformer_options(p, sweep=False):
+    """Real layers and random weights (MODEL.md §7), for simulate and sweep."""
+    p.add_argument(
+        "--layers", default=None, type=str if sweep else int,
+        help="discrete layers L with step (t1 - t0)/L" + (" (one value or a list)" if sweep else "") + " (default: the ODE)",
+    )  # fmt: skip
+    p.add_argument("--norm", default=None, help="projection (default) | layernorm | rmsnorm")
+    p.add_argument("--mlp", type=int, default=None, help="add a random Kaiming GELU MLP of this hidden width")
+    p.add_argument(
+        "--residual", default="constant", help="constant | inv_sqrt_depth | inv_depth | inv_sqrt_layer"
+    )
+    p.add_argument(
+        "--weights", default=None, help="random Q, K, V: kaiming | gaussian | goe (default: identity)"
+    )
+    p.add_argument("--heads", type=int, default=1, help="heads of the random weights")
+    p.add_argument("--weight-seed", type=int, default=0, help="seed of the random weights and MLP")
+
+
 def _solver_options(p):
     """The SolveConfig flags of simulate and sweep, with its defaults."""
     p.add_argument("--rtol", type=float, default=DEFAULTS.rtol)
@@ -49,6 +67,7 @@ def _simulate_parser(sub):
     p.add_argument("--attention", default="softmax", help="softmax | usa")
     p.add_argument("--causal", action="store_true", help="causal mask (token i attends to j <= i)")
     _solver_options(p)
+    _transformer_options(p)
     p.add_argument("--tau", type=float, default=None, help="mix: switch time from post to pre")
     p.add_argument("--alpha", type=float, default=None, help="ngpt: step scale alpha")
     p.add_argument("--progress", action="store_true", help="show a progress bar")
@@ -87,6 +106,7 @@ def _run_simulate(args):
         max_steps=args.max_steps,
         dtype=dtype,
         progress=args.progress,
+        **_transformer_arguments(args, x0.shape[-1], dtype),
         **params,
     )
     rho, r = particles.analysis.final_summary(traj.theta, traj.r)
@@ -100,6 +120,25 @@ def _run_simulate(args):
         traj.save(args.out)
         print(f"wrote              {args.out}")
     print(f"wall time          {time.perf_counter() - start:.2f} s")
+
+
+def _transformer_arguments(args, d, dtype) -> dict:
+    """simulate's layers, norm, residual and (drawn from --weight-seed) weights and MLP."""
+    import particles
+
+    out = {"layers": args.layers, "norm": args.norm, "residual": args.residual}
+    if args.weights is None and args.mlp is None:
+        if args.heads != 1:
+            raise ValueError("--heads applies to random weights: give --weights kaiming|gaussian|goe")
+        return out
+    depth = args.layers or max(1, int(np.ceil(args.t1 - args.t0)))
+    drawn = particles.random_transformer(
+        args.weight_seed, d, layers=depth, heads=args.heads, ensemble=args.weights or "kaiming",
+        mlp_width=args.mlp, dtype=dtype,
+    )  # fmt: skip
+    if args.weights is None:
+        drawn = {"mlp": drawn["mlp"]}
+    return {**out, **drawn}
 
 
 def _demo_parser(sub):
@@ -153,6 +192,7 @@ def _sweep_parser(sub):
     p.add_argument("--t0", type=float, default=0.0)
     p.add_argument("--t1", type=float, default=20.0)
     _solver_options(p)
+    _transformer_options(p, sweep=True)
     p.add_argument("--observables", default="mean_cosine", help="comma-separated names")
     p.add_argument("--delta", type=float, default=1e-3, help="collapse threshold: cosine >= 1 - delta")
     p.add_argument("--stop-at-collapse", action="store_true", help="end each solve once all seeds collapsed")
@@ -196,6 +236,13 @@ def _run_sweep(args):
         chunk_size=args.chunk_size,
         progress=not args.no_progress,
         scheduler=args.scheduler,
+        layers=None if args.layers is None else _grid("--layers", args.layers, int),
+        norm=args.norm,
+        mlp=args.mlp,
+        residual=args.residual,
+        weights=args.weights,
+        heads=args.heads,
+        weight_seed=args.weight_seed,
         **params,
     )
     if ds.attrs["chunks_resumed"]:

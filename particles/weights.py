@@ -67,3 +67,25 @@ def random_mlp(
     b1 = bias_std * jax.random.normal(kb1, (layers, m), dtype)
     b2 = bias_std * jax.random.normal(kb2, (layers, d), dtype)
     return MLP(W1, W2, b1, b2, activation=activation)
+
+
+def random_transformer(
+    key,
+    d: int,
+    *,
+    layers: int,
+    heads: int = 1,
+    ensemble: str = "kaiming",
+    mlp_width: int | None = None,
+    dtype=None,
+) -> dict:
+    """Random weights of a transformer of ``layers`` layers, as keyword arguments of
+    :func:`particles.simulate`: ``Q``, ``K``, ``V`` from :func:`random_weights` and, with
+    ``mlp_width`` m, an ``mlp`` from :func:`random_mlp` (Kaiming), from independent
+    halves of ``key`` (a ``jax.random`` key or an integer seed)."""
+    k_att, k_mlp = jax.random.split(as_key(key))
+    Q, K, V = random_weights(k_att, d, heads=heads, layers=layers, ensemble=ensemble, dtype=dtype)
+    out = {"Q": Q, "K": K, "V": V}
+    if mlp_width is not None:
+        out["mlp"] = random_mlp(k_mlp, d, mlp_width, layers=layers, dtype=dtype)
+    return out

@@ -60,6 +60,13 @@ def sweep(
     progress=True,
     on_chunk=None,
     scheduler=None,
+    layers=None,
+    norm=None,
+    mlp=None,
+    residual="constant",
+    weights=None,
+    heads=1,
+    weight_seed=0,
     **scheme_params,
 ):
     """Run a grid of simulations and return its observables as an ``xarray.Dataset``.
@@ -84,6 +91,13 @@ def sweep(
     (scheme, parameters, n, d, beta) units per chunk file). ``on_chunk(done, total)`` is
     called after each chunk is written; ``progress`` shows a bar with chunks done and
     time left.
+
+    Real transformers (MODEL.md §7): ``layers`` (a value or a list, then the axis
+    ``layers``) runs discrete layers instead of the ODE (saves default to every layer of
+    the shallowest stack); ``norm`` ("layernorm", "rmsnorm"), ``mlp`` (hidden width m of
+    a Kaiming GELU MLP), ``residual`` and random weights ``weights`` ("kaiming",
+    "gaussian", "goe") with ``heads`` and ``weight_seed`` are fixed settings of the
+    whole sweep, the same weights for every unit of the same d.
 
     ``scheduler`` (an address such as ``"tcp://host:8786"`` or a ``distributed.Client``)
     sends the chunks to a Dask cluster (``pip install particles[distributed]``). Workers
@@ -112,6 +126,10 @@ def sweep(
         rtol=rtol,
         atol=atol,
         max_steps=max_steps,
+        layers=layers,
+        model=dict(
+            norm=norm, mlp=mlp, residual=residual, weights=weights, heads=heads, weight_seed=weight_seed
+        ),
     )
     check_choice("attention", attention, ("softmax", "usa"))
     for scheme in cfg["axes"]["scheme"]["values"]:  # parameter values valid for each scheme

@@ -8,7 +8,7 @@ import numpy as np
 from .. import analysis, init
 from .._config import SolveConfig, save_times
 from .._problem import check_dtype
-from .._validate import check_float, check_int
+from .._validate import check_choice, check_float, check_int
 from ..schemes import SCHEMES
 
 FORMAT = "particles-sweep/2"  # 2: per-seed status variable
@@ -48,13 +48,18 @@ def sweep_config(**kw):
     axes["n"] = _axis("n", kw["n"], lambda k, v: check_int(k, v, minimum=2))
     axes["d"] = _axis("d", kw["d"], lambda k, v: check_int(k, v, minimum=2))
     axes["beta"] = _axis("beta", kw["beta"], check_float)
+    if kw.get("layers") is not None:  # discrete depth (absent: the ODE, as in earlier stores)
+        axes["layers"] = _axis("layers", kw["layers"], lambda k, v: check_int(k, v, minimum=1))
     seeds = kw["seeds"]
     if isinstance(seeds, (int, np.integer)) and not isinstance(seeds, bool):
         seeds = list(range(check_int("seeds", seeds, minimum=1)))
     axes["seed"] = (_axis("seeds", list(seeds), check_int)[0], True)
     cfg["axes"] = {k: {"values": v, "swept": s} for k, (v, s) in axes.items()}
     t0, t1 = check_float("t0", kw["t0"]), check_float("t1", kw["t1"])
-    ts = save_times(t0, t1, ts=kw["ts"], save_every=kw["save_every"])
+    ts = kw["ts"]
+    if "layers" in axes and ts is None and kw["save_every"] is None:  # every layer of the shallowest stack
+        ts = np.linspace(t0, t1, min(axes["layers"][0]) + 1)
+    ts = save_times(t0, t1, ts=ts, save_every=kw["save_every"])
     cfg.update(t0=t0, t1=t1, ts=ts.tolist())
     cfg["observables"] = list(analysis.check_observables(kw["observables"]))
     delta = check_float("delta", kw["delta"], positive=True)
@@ -67,15 +72,18 @@ def sweep_config(**kw):
         "atol": solve.atol,
         "max_steps": solve.max_steps,
     }
+    model = _model(kw.get("model") or {})
+    if model:
+        cfg["model"] = model
     return cfg
 
 
 def units_of(cfg):
-    """The distinct units (scheme, params, n, d, beta) of the grid, and for every grid
+    """The distinct units (scheme, params, n, d, beta, layers) of the grid, and for every grid
     point (in the order of the axes, seed excluded) the index of its unit. A scheme
     parameter that a scheme does not take does not make new units for it."""
     axes = {k: v["values"] for k, v in cfg["axes"].items() if k != "seed"}
-    params = [k for k in axes if k not in ("scheme", "n", "d", "beta")]
+    params = [k for k in axes if k not in ("scheme", "n", "d", "beta", "layers")]
     units, index = [], {}
     grid = np.empty([len(v) for v in axes.values()], dtype=np.int64)
     for pos in itertools.product(*(range(len(v)) for v in axes.values())):
@@ -87,9 +95,44 @@ def units_of(cfg):
             point["n"],
             point["d"],
             point["beta"],
+            point.get("layers"),
         )
         if unit not in index:
             index[unit] = len(units)
             units.append(unit)
         grid[pos] = index[unit]
     return units, grid
+
+
+MODEL_DEFAULTS = {
+    "norm": "projection",
+    "mlp": None,
+    "residual": "constant",
+    "weights": None,
+    "heads": 1,
+    "weight_seed": 0,
+}
+
+
+def _model(model: dict) -> dict:
+    """The transformer settings of a sweep that differ from the defaults (norm kind,
+    MLP width, residual scaling, random weights ensemble, heads, weight seed), checked."""
+    unknown = set(model) - set(MODEL_DEFAULTS)
+    if unknown:
+        raise ValueError(f"unknown model settings {sorted(unknown)}; allowed: {', '.join(MODEL_DEFAULTS)}")
+    out = {}
+    for key, value in model.items():
+        if value is None or value == MODEL_DEFAULTS[key]:
+            continue
+        if key in ("mlp", "heads", "weight_seed"):
+            value = check_int(key, value, minimum=0 if key == "weight_seed" else 1)
+        out[key] = value
+    if "weights" in out:
+        from ..weights import ENSEMBLES
+
+        check_choice("weights", out["weights"], ENSEMBLES)
+    if ("heads" in out or "weight_seed" in out) and "weights" not in out:
+        raise ValueError(
+            "heads and weight_seed apply to random weights: give weights='kaiming', 'gaussian' or 'goe'"
+        )
+    return out

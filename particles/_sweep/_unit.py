@@ -3,6 +3,7 @@ solve) and one chunk of units, as pure functions: they run in this process or on
 Dask worker and write nothing."""
 
 import functools
+import math
 import warnings
 
 import jax
@@ -16,6 +17,7 @@ from .._problem import make_problem, precision
 from .._status import SimulationWarning
 from ..schemes import get_scheme
 from ..sphere import normalize
+from ..weights import random_transformer
 
 
 @functools.lru_cache(maxsize=4)
@@ -46,14 +48,14 @@ def solve_unit(cfg, unit):
     """One simulate call for a unit: observables (seed, time), NaN after a stop and
     where a failed seed has no state; collapse times (seed), NaN for a failed seed; the
     seeds' status (0 ok, see :class:`particles.Trajectory`); the stop time."""
-    scheme, params, n, d, beta = unit
+    scheme, params, n, d, beta, layers = unit
     dtype = jnp.dtype(cfg["dtype"])
     seeds, ts = cfg["axes"]["seed"]["values"], np.asarray(cfg["ts"])
     x0 = _initial_tokens(cfg["init"], tuple(seeds), n, d, dtype.name)
     delta = cfg["delta"]
     problem = make_problem(
         x0, get_scheme(scheme, **dict(params)), beta=beta, t0=cfg["t0"], t1=cfg["t1"], dtype=dtype,
-        attention=cfg["solve"]["attention"],
+        attention=cfg["solve"]["attention"], layers=layers, **_model_arguments(cfg, d, layers, dtype),
     )  # fmt: skip
     config = SolveConfig(
         ts=ts, stop_at_collapse=delta if cfg["stop_at_collapse"] else None,
@@ -98,3 +100,21 @@ def chunk_dataset(cfg, units, indices):
         dims = ("unit", "seed", "time")[: stacked.ndim]
         data[name] = (dims, stacked)
     return xr.Dataset(data, coords={"unit": np.asarray(indices)})
+
+
+def _model_arguments(cfg, d, layers, dtype) -> dict:
+    """make_problem's transformer arguments from the sweep's model settings: the norm,
+    the residual scaling and, from ``weight_seed``, random Q, K, V (one draw per layer,
+    or per unit time in the ODE) and a Kaiming MLP of the given width."""
+    model = cfg.get("model", {})
+    out = {k: model[k] for k in ("norm", "residual") if k in model}
+    if "weights" in model or "mlp" in model:
+        depth = layers or max(1, math.ceil(cfg["t1"] - cfg["t0"]))
+        drawn = random_transformer(
+            model.get("weight_seed", 0), d, layers=depth, heads=model.get("heads", 1),
+            ensemble=model.get("weights", "kaiming"), mlp_width=model.get("mlp"), dtype=dtype,
+        )  # fmt: skip
+        if "weights" not in model:
+            drawn = {"mlp": drawn["mlp"]}
+        out.update(drawn)
+    return out
