@@ -1,35 +1,16 @@
+"""Resumable sweeps: grids, chunked stores, resuming, refusals, observables."""
+
 import errno
 import json
 import os
 
 import numpy as np
 import pytest
-import xarray as xr
+from helpers import files, run, same
 
 import particles
 from particles import _sweep
 from particles.analysis import crossing_time
-from particles.cli import main
-
-# Every sweep below solves post with n=4, d=4 and the same save times, so the whole
-# file pays for two compiles (with and without the collapse event).
-BASE = dict(schemes="post", n=4, d=4, t1=6.0, save_every=0.5, dtype="float64", progress=False)
-OBS = ["mean_cosine", "pair_density", "cluster_count"]
-
-
-def run(out, **kw):
-    return particles.sweep(out, **{**BASE, "beta": [0.5, 1.0, 3.0], "seeds": 2, "observables": OBS, **kw})
-
-
-def files(out):
-    return {f: open(os.path.join(out, f), "rb").read() for f in sorted(os.listdir(out))}
-
-
-def same(a, b):
-    a, b = a.copy(), b.copy()
-    for key in ("chunks_resumed", "chunk_size"):
-        a.attrs.pop(key, None), b.attrs.pop(key, None)
-    xr.testing.assert_identical(a, b)
 
 
 def test_equiangular_sweep_matches_reduced_model(tmp_path):
@@ -159,63 +140,6 @@ def test_read_only_location(tmp_path):
             run(ro / "s")
     finally:
         ro.chmod(0o700)
-
-
-CLI = [
-    "sweep",
-    "--schemes",
-    "post",
-    "--n",
-    "4",
-    "--d",
-    "4",
-    "--seeds",
-    "2",
-    "--t1",
-    "6",
-    "--save-every",
-    "0.5",
-]
-CLI += ["--x64", "--no-progress", "--observables", "mean_cosine,pair_density,cluster_count"]
-
-
-def test_cli_sweep_resumes_and_matches_api(tmp_path, capsys):
-    out = str(tmp_path / "cli.zarr")
-    assert main([*CLI, "--beta", "0.5,1,3", "--chunk-size", "1", "--out", out]) == 0
-    assert "wrote" in capsys.readouterr().out
-    assert main([*CLI, "--beta", "0.5,1,3", "--chunk-size", "1", "--out", out]) == 0
-    assert "resumed" in capsys.readouterr().out
-    same(particles.open_sweep(out).assign_attrs(chunks_resumed=0), run(tmp_path / "api", chunk_size=1))
-
-
-@pytest.mark.parametrize(
-    "args, message",
-    [
-        (["--beta", "0.5:8"], "expected START:STOP:COUNT"),
-        (["--beta", "0.5:8:0"], "empty range"),
-        (["--beta", "1,,2"], "expected START:STOP:COUNT"),
-        (["--beta", "x"], "expected START:STOP:COUNT"),
-        (["--beta", "1", "--n", "2:5:3"], "does not fall on integers"),
-        (["--beta", "1", "--observables", "cosine"], "unknown observable 'cosine'"),
-        (["--beta", "1", "--schemes", "post:pre:2"], "expected START:STOP:COUNT"),
-    ],
-)
-def test_cli_bad_input(tmp_path, capsys, args, message):
-    out = tmp_path / "s"
-    assert main([*CLI, *args, "--out", str(out)]) == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and message in err and err.startswith("particles sweep: error:")
-    assert not out.exists()
-
-
-def test_cli_refuses_mismatched_store(tmp_path, capsys):
-    out = tmp_path / "s"
-    run(out, chunk_size=1)
-    before = files(out)
-    assert main([*CLI, "--beta", "0.5,1", "--out", str(out)]) == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "different configuration" in err and "start fresh" in err
-    assert files(out) == before
 
 
 def test_sweep_observables_equal_simulate_then_observe(tmp_path):
