@@ -1,6 +1,7 @@
 """Each figure runs in its tiny configuration and writes a PNG and its data."""
 
 import numpy as np
+import pytest
 import xarray as xr
 
 from particles.cli import main
@@ -18,3 +19,13 @@ def test_long_context_limits(tmp_path):
         # the curves cross near the critical gamma, at 4 rho / (1 + 3 rho)
         crit = cos.interp(gamma=1 / (1 - RHO)).values
         np.testing.assert_allclose(crit, 4 * RHO / (1 + 3 * RHO), atol=0.03)
+
+
+@pytest.mark.slow
+def test_layers_vs_ode_figure_shows_first_order(tmp_path):
+    """The figure's convergence panel: every scheme's fitted slope is about 1 (first order)."""
+    assert main(["figure", "layers_vs_ode", "--tiny", "--out-dir", str(tmp_path)]) == 0
+    assert (tmp_path / "layers_vs_ode.png").stat().st_size > 10_000
+    with xr.open_dataset(tmp_path / "layers_vs_ode.nc", engine="h5netcdf") as ds:
+        assert np.all((ds["slope"].values > 0.8) & (ds["slope"].values < 1.25)), ds["slope"].values
+        assert np.all(np.isfinite(ds["mean_cosine"].values))

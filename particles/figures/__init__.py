@@ -16,6 +16,7 @@ FIGURES = (
     "metastability",
     "long_context",
     "collapse_rates",
+    "layers_vs_ode",
 )
 SIZES = ("tiny", "quick", "full")
 
