@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-test
 
-.PHONY: demo test test-all bench lint clean
+.PHONY: demo test test-all bench lint docs clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,9 +29,15 @@ test-all: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
 
+# The site, offline, into site/ (warnings are errors). The hook docs/gen_examples.py first
+# draws every figure at --tiny into docs/.examples/ (cached until particles/ changes);
+# PARTICLES_DOCS_FIGURES=0 builds without them.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
+
 lint: $(STAMP)
-	$(BIN)/ruff check particles tests experiments benchmarks
-	$(BIN)/ruff format --check particles tests experiments benchmarks
+	$(BIN)/ruff check particles tests experiments benchmarks docs
+	$(BIN)/ruff format --check particles tests experiments benchmarks docs
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache site docs/.examples

@@ -34,6 +34,7 @@ BLOCKING = {
 # float32 matmuls at full precision: on GPUs JAX's default may use TF32 (10-bit
 # mantissa), far too coarse for error control at rtol 1e-6. No effect on CPU.
 PRECISION = jax.lax.Precision.HIGHEST
+"""Matmul precision of the attention field: full float32, not TF32 (too coarse for rtol 1e-6)."""
 
 
 def auto_block_size(n: int, batch_size: int = 1, symmetric: bool = False, backend: str | None = None) -> int:

@@ -331,6 +331,8 @@ class SpanNorm(AbstractSpeedScheme):
 SCHEMES: dict[str, type[AbstractScheme]] = {
     cls.scheme_name: cls for cls in (Post, Pre, Peri, Mix, NGPT, Sqrt, NoNorm, SpanNorm)
 }
+"""The built-in schemes by name: ``post``, ``pre``, ``peri``, ``mix``, ``ngpt``, ``sqrt``,
+``none``, ``spannorm`` (MODEL.md §2)."""
 
 
 def get_scheme(scheme: "str | AbstractScheme", **params) -> AbstractScheme:
