@@ -100,7 +100,7 @@ def sweep(
     whole sweep, the same weights for every unit of the same d.
 
     ``scheduler`` (an address such as ``"tcp://host:8786"`` or a ``distributed.Client``)
-    sends the chunks to a Dask cluster (``pip install particles[distributed]``). Workers
+    sends the chunks to a Dask cluster (``pip install "attention-particles[distributed]"``). Workers
     only compute; this process writes every chunk file, so the store and its resumption
     are the same as in-process, and so are the numbers.
     """

@@ -17,7 +17,7 @@ def computed_chunks(cfg, units, chunks, todo, scheduler):
         import distributed
     except ImportError:
         raise ValueError(
-            "scheduler= needs the 'distributed' package: pip install 'particles[distributed]'"
+            "scheduler= needs the 'distributed' package: pip install 'attention-particles[distributed]'"
         ) from None
     if isinstance(scheduler, distributed.Client):
         client, own = scheduler, False
