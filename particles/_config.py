@@ -2,9 +2,11 @@
 :func:`particles.simulate`, the sweep manifest and the command line."""
 
 import dataclasses
+from collections.abc import Sequence
 
 import diffrax
 import numpy as np
+from jaxtyping import ArrayLike, Real
 
 from ._solver import UnrolledTsit5
 from ._validate import check_float, check_int
@@ -62,7 +64,7 @@ class SolveConfig:
     atol: float = 1e-8
     step_size: float | None = None
     max_steps: int = 100_000
-    ts: tuple[float, ...] | None = None
+    ts: Sequence[float] | Real[ArrayLike, " T"] | None = None  # stored as a tuple of floats
     stop_at_collapse: float | None = None
     progress: bool = False
     shard: bool = True

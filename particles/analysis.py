@@ -12,7 +12,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, Bool, Float, Int
+from jaxtyping import Array, ArrayLike, Bool, Float, Int
 
 from .sphere import cosine_matrix
 
@@ -54,7 +54,7 @@ def pair_density(theta: Float[Array, "*b n d"], delta: float = 1e-3) -> Float[Ar
     return count / (n * (n - 1))
 
 
-def cluster_labels(theta: Float[Array, "*b n d"], delta: float = 1e-3) -> Int[Array, "*b n"]:
+def cluster_labels(theta: Float[Array, "*b n d"], delta: float | Float[Array, ""] = 1e-3) -> Int[Array, "*b n"]:
     """The connected component of each token in the graph {⟨θ_i, θ_j⟩ ≥ 1 − δ}
     (MODEL.md §4), labelled by the smallest token index in it.
 
@@ -79,7 +79,7 @@ def cluster_labels(theta: Float[Array, "*b n d"], delta: float = 1e-3) -> Int[Ar
     return labels
 
 
-def cluster_count(theta: Float[Array, "*b n d"], delta: float = 1e-3) -> Int[Array, "*b"]:
+def cluster_count(theta: Float[Array, "*b n d"], delta: float | Float[Array, ""] = 1e-3) -> Int[Array, "*b"]:
     """Number of connected components of the graph {⟨θ_i, θ_j⟩ ≥ 1 − δ} (MODEL.md §4):
     the tokens that keep their own index in :func:`cluster_labels`."""
     n = theta.shape[-2]
@@ -134,7 +134,7 @@ def radius_stats(r: Float[Array, "*b n"]) -> RadiusStats:
     return RadiusStats(jnp.mean(r, -1), jnp.std(r, -1), jnp.min(r, -1), jnp.max(r, -1))
 
 
-def crossing_time(ts: Float[Array, " T"], y: Float[Array, "*b T"], level) -> Float[Array, "*b"]:
+def crossing_time(ts: Float[ArrayLike, " T"], y: Float[Array, "*b T"], level) -> Float[Array, "*b"]:
     """First time at which ``y`` reaches ``level`` (y ≥ level), linearly interpolated
     between the two saves around the crossing; ``ts[0]`` if it starts there, inf if it
     never gets there. NaN values (times not computed) never count as reached."""
@@ -206,7 +206,7 @@ def _weighted_line(x, y, w):
 
 
 def fit_collapse_rate(
-    ts: Float[Array, " T"], rho: Float[Array, "*b T"], tail: float = 0.5, floor: float | None = None
+    ts: Float[ArrayLike, " T"], rho: Float[ArrayLike, "*b T"], tail: float = 0.5, floor: float | None = None
 ) -> CollapseFit:
     """Fit the late-time collapse of ``rho`` (e.g. the mean cosine) to 1 by least squares
     on the last ``tail`` fraction of the saves (MODEL.md §4):

@@ -26,7 +26,7 @@ from ._validate import check_choice, check_float, check_int
 from .schemes import AbstractScheme, get_scheme
 
 
-def moments(rho, n: int, beta, attention: str = "softmax"):
+def moments(rho, n: int | Float[Array, ""], beta, attention: str = "softmax"):
     """(a, |A|, g) of the equiangular configuration with correlation ``rho``."""
     m = n - 1
     if attention == "usa":
