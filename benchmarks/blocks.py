@@ -10,12 +10,34 @@ precision (TF32 on recent NVIDIA GPUs).
 """
 
 import argparse
+import dataclasses
 
 import jax
 import jax.numpy as jnp
-from run import best_time, field_evaluation
+from common import best_time
+from throughput import field_evaluation
 
 from particles import PRECISION, auto_block_size
+
+
+@dataclasses.dataclass(frozen=True)
+class BlockTiming:
+    n: int
+    path: str  # "dense", "pairs" (symmetric pairs of blocks) or "rows" (row blocks)
+    block: int
+    automatic: bool  # the block size simulate picks for this n
+    time_s: float  # per evaluation
+    flops: int  # nominal, 4n²d
+
+
+@dataclasses.dataclass(frozen=True)
+class BlockScan:
+    device_kind: str
+    d: int
+    matmul_n: int
+    full_rate: float  # jnp.dot FLOP/s at full float32 precision (particles.PRECISION)
+    default_rate: float  # jnp.dot FLOP/s at JAX's default precision
+    timings: tuple[BlockTiming, ...]
 
 
 def matmul(n, precision):
@@ -24,7 +46,23 @@ def matmul(n, precision):
     return 2 * n**3 / best_time(lambda: dot(a), repeat=5)
 
 
+def scan(ns=(2048, 4096, 8192), d=128, blocks=(256, 512, 1024, 2048), dense_max=8192, matmul_n=2048):
+    full = matmul(matmul_n, PRECISION)
+    default = matmul(matmul_n, None)
+    timings = []
+    for n in ns:
+        runs = [("dense", n, False)] if n <= dense_max else []
+        runs += [(path, b, path == "pairs") for b in blocks if b < n for path in ("pairs", "rows")]
+        for path, block, symmetric in runs:
+            auto = auto_block_size(n, symmetric=True) == block and path in ("pairs", "dense")
+            t = best_time(field_evaluation(n, d, block, symmetric), repeat=5)
+            timings.append(BlockTiming(n, path, block, auto, t, 4 * n * n * d))
+    return BlockScan(jax.devices()[0].device_kind, d, matmul_n, full, default, tuple(timings))
+
+
 def main():
+    from report import block_scan_lines  # here: report imports this module's dataclasses
+
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--n", type=int, nargs="+", default=[2048, 4096, 8192])
     p.add_argument("--d", type=int, default=128)
@@ -32,26 +70,8 @@ def main():
     p.add_argument("--dense-max", type=int, default=8192, help="largest n timed dense")
     p.add_argument("--matmul-n", type=int, default=2048)
     args = p.parse_args()
-    full = matmul(args.matmul_n, PRECISION)
-    default = matmul(args.matmul_n, None)
-    print(
-        f"{jax.devices()[0].device_kind}: jnp.dot {args.matmul_n}² float32 {full / 1e9:.0f} GFLOP/s at "
-        f"HIGHEST precision, {default / 1e9:.0f} at the default"
-    )
-    print("| n | path | block | automatic | ms per evaluation | effective GFLOP/s | / matmul (HIGHEST) |")
-    print("|---|---|---|---|---|---|---|")
-    for n in args.n:
-        flops = 4 * n * n * args.d
-        runs = [("dense", n, False)] if n <= args.dense_max else []
-        runs += [(path, b, path == "pairs") for b in args.blocks if b < n for path in ("pairs", "rows")]
-        for path, block, symmetric in runs:
-            auto = auto_block_size(n, symmetric=True) == block and path in ("pairs", "dense")
-            t = best_time(field_evaluation(n, args.d, block, symmetric), repeat=5)
-            print(
-                f"| {n} | {path} | {block} | {'yes' if auto else ''} | {t * 1e3:.2f} | {flops / t / 1e9:.0f} | "
-                f"{flops / t / full:.0%} |",
-                flush=True,
-            )
+    result = scan(args.n, args.d, args.blocks, args.dense_max, args.matmul_n)
+    print("\n".join(block_scan_lines(result)))
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ from jaxtyping import PyTree
 # stability region, where the error estimate oscillates and lets the cluster drift: on
 # the benchmark ensemble (n = 32, d = 128, β = 4, T = 30, float64, rtol = atol = 1e-6)
 # `make bench` measured a final error of 3.0e-6 with the integral controller and 3.4e-7
-# with this one, for 34 steps instead of 28 (benchmarks/RESULTS.md, Speed and scale;
+# with this one, for 34 steps instead of 28 (benchmarks/HISTORY.md;
 # tests/test_solver.py checks it).
 PCOEFF = 0.4
 ICOEFF = 0.3

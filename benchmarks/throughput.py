@@ -1,0 +1,118 @@
+"""(b) Field throughput for large n as a fraction of the jnp.dot rate."""
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+from common import MatmulClock
+
+import particles
+from particles.sphere import tangent_projection
+
+# Rounds of the throughput timings: the best of 5 has come out ~15% slow when another
+# tenant's load hit a whole round (2026-11-23, n = 2048: 78% against 92-94% in other runs).
+ROUNDS = 9
+
+
+@dataclasses.dataclass(frozen=True)
+class Case:
+    """A field to time: ``n`` tokens, ``block`` tokens per block (None: automatic), and
+    the path: "auto" (what simulate does for Q = K = V = I) or "rows" (row blocks, the
+    path for general Q, K, V, forced here on identity weights)."""
+
+    n: int
+    block: int | None
+    path: str
+
+
+@dataclasses.dataclass(frozen=True)
+class FieldTiming:
+    n: int
+    block_size: int  # tokens per block as computed (n or more: dense)
+    automatic: bool  # block size chosen by `particles.auto_block_size`
+    symmetric: bool  # symmetric pairs of blocks (else row blocks, or dense)
+    time_s: float  # per evaluation
+    matmul_rate: float  # FLOP/s, measured in alternation with the field
+    nominal_flops: int  # 4n²d
+    executed_flops: int
+
+    @property
+    def fraction(self) -> float:
+        """Effective rate (nominal flops / time) over the matmul rate."""
+        return self.nominal_flops / self.time_s / self.matmul_rate
+
+
+@dataclasses.dataclass(frozen=True)
+class ThroughputResult:
+    d: int
+    beta: float
+    matmul_n: int
+    rounds: int
+    timings: tuple[FieldTiming, ...]
+
+    @property
+    def min_automatic_fraction(self) -> float:
+        """The least effective / matmul over the automatic symmetric fields (NaN if none)."""
+        fractions = [t.fraction for t in self.timings if t.automatic and t.symmetric]
+        return min(fractions) if fractions else float("nan")
+
+
+def field_evaluation(n, d, block, symmetric, beta=4.0):
+    """A call of the jitted post field P_θ A(θ) on n uniform tokens (float32, one
+    trajectory, Q = K = V = I): with ``symmetric`` as `simulate` computes it (dense or
+    pairs of blocks), else forced onto row blocks (the path for general Q, K, V)."""
+    theta = particles.init.uniform_sphere(1, n, d, dtype=jnp.float32)
+    att = particles.Attention(beta=jnp.float32(beta), Q=None, K=None, V=None, block_size=block)
+    if symmetric:
+        f = jax.jit(lambda th: tangent_projection(th, att(0.0, th)))
+    else:
+        b = jnp.float32(beta)[None, None]
+        f = jax.jit(lambda th: tangent_projection(th, particles.kernels.mix(b, th, th, th, block=block)))
+    return lambda: f(theta)
+
+
+def executed_flops(n, d, block, symmetric):
+    """Matmul flops of one field evaluation: 4n²d for the dense field and row blocks;
+    for the symmetric pairs of blocks, 2 b²d per block of logits and per product with
+    a block of tokens (each diagonal block: one of each; each pair: one and two)."""
+    if block >= n or not symmetric:
+        return 4 * n * n * d
+    blocks = -(-n // block)
+    pairs = blocks * (blocks - 1) // 2
+    return 2 * block * block * d * (2 * blocks + 3 * pairs)
+
+
+def cases(sizes) -> list[Case]:
+    """Automatic blocks at every n; at most 4096 also the dense field (one block), and the
+    row blocks of general Q, K, V (4096 x 1024 tokens / n per block, at least 512)."""
+    out = []
+    for n in sizes:
+        out.append(Case(n, None, "auto"))
+        if n <= 4096:
+            out.append(Case(n, n, "auto"))
+        if n >= 4096:
+            out.append(Case(n, max(512, 2**22 // n), "rows"))
+    return out
+
+
+def throughput(clock: MatmulClock, cases, *, d=128, beta=4.0, rounds=ROUNDS) -> ThroughputResult:
+    """Time each field of ``cases`` in alternation with the matmul of ``clock``."""
+    timings = []
+    for case in cases:
+        symmetric = case.path == "auto"
+        size = case.block or particles.auto_block_size(case.n, symmetric=symmetric)
+        fn = field_evaluation(case.n, d, case.block, symmetric, beta)
+        t, rate = clock.side_by_side(fn, rounds=rounds)
+        timings.append(
+            FieldTiming(
+                n=case.n,
+                block_size=size,
+                automatic=case.block is None,
+                symmetric=symmetric,
+                time_s=t,
+                matmul_rate=rate,
+                nominal_flops=4 * case.n * case.n * d,
+                executed_flops=executed_flops(case.n, d, size, symmetric),
+            )
+        )
+    return ThroughputResult(d=d, beta=beta, matmul_n=clock.n, rounds=rounds, timings=tuple(timings))
