@@ -15,7 +15,7 @@ from typing import Literal
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array, Float
+from jaxtyping import Array, ArrayLike, Float
 
 from .kernels import PRECISION, identity_mix, mix
 
@@ -38,10 +38,10 @@ class Attention(eqx.Module):
     CPU, 2^26 on a GPU); ``block_size >= n`` is the dense computation.
     """
 
-    beta: Float[Array, "*batch"]
-    Q: Float[Array, "layers heads d d"] | None
-    K: Float[Array, "layers heads d d"] | None
-    V: Float[Array, "layers heads d d"] | None
+    beta: Float[ArrayLike, "*batch"]
+    Q: Float[ArrayLike, "layers heads d d"] | None
+    K: Float[ArrayLike, "layers heads d d"] | None
+    V: Float[ArrayLike, "layers heads d d"] | None
     kind: Literal["softmax", "usa"] = eqx.field(static=True, default="softmax")
     causal: bool = eqx.field(static=True, default=False)
     heads: Literal["sum", "mean"] = eqx.field(static=True, default="sum")

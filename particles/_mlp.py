@@ -85,7 +85,7 @@ class MLP(eqx.Module):
         pick = lambda w: jax.lax.dynamic_index_in_dim(w, index, keepdims=False)
         return MLP(pick(self.W1), pick(self.W2), pick(self.b1), pick(self.b2), activation=self.activation)
 
-    def __call__(self, y: Float[Array, "*b n d"]) -> Float[Array, "*b n d"]:
+    def __call__(self, y: Float[Array, "*b d"]) -> Float[Array, "*b d"]:
         self.validate(y.shape[-1])
         if (self.num_layers or 1) > 1:
             raise ValueError(f"this MLP has {self.num_layers} layers; apply mlp.at_layer(l) to one layer")

@@ -239,7 +239,7 @@ class Norm(eqx.Module):
         return tangent_projection(projection(x), v)
 
 
-def as_norm(norm: "Norm | str | None") -> Norm:
+def as_norm(norm) -> Norm:
     """A Norm from a Norm, a kind name, or None (the projection)."""
     if norm is None:
         return Norm()

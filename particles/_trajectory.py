@@ -9,7 +9,7 @@ import tempfile
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, Float, Int
+from jaxtyping import Array, ArrayLike, Float, Int
 
 from ._status import STATUS_MEANINGS, STATUS_VALUES
 from .sphere import normalize
@@ -36,9 +36,9 @@ class Trajectory:
     not reach are NaN.
     """
 
-    ts: Float[Array, " T"]
-    theta: Float[Array, "*batch T n d"]
-    r: Float[Array, "*batch T n"]
+    ts: Float[ArrayLike, " T"]
+    theta: Float[ArrayLike, "*batch T n d"]
+    r: Float[ArrayLike, "*batch T n"]
     stats: dict
     config: dict
     status: Int[np.ndarray, "*batch"] | None = None

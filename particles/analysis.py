@@ -17,7 +17,7 @@ from jaxtyping import Array, ArrayLike, Bool, Float, Int
 from .sphere import cosine_matrix
 
 
-def mean_cosine(theta: Float[Array, "*b n d"]) -> Float[Array, "*b"]:
+def mean_cosine(theta: Float[ArrayLike, "*b n d"]) -> Float[Array, "*b"]:
     """ρ̄ = (1/(n(n−1))) Σ_{i≠j} ⟨θ_i, θ_j⟩ (1 for a single token)."""
     n = theta.shape[-2]
     if n == 1:
@@ -26,7 +26,7 @@ def mean_cosine(theta: Float[Array, "*b n d"]) -> Float[Array, "*b"]:
     return (jnp.sum(s * s, axis=-1) - jnp.sum(theta * theta, axis=(-1, -2))) / (n * (n - 1))
 
 
-def min_cosine(theta: Float[Array, "*b n d"]) -> Float[Array, "*b"]:
+def min_cosine(theta: Float[ArrayLike, "*b n d"]) -> Float[Array, "*b"]:
     """min_{i≠j} ⟨θ_i, θ_j⟩ (1 for a single token)."""
     n = theta.shape[-2]
     gram = cosine_matrix(theta)
@@ -43,7 +43,7 @@ def _close(theta, delta) -> Bool[Array, "*b n n"]:
     return (cosine_matrix(theta) >= 1 - delta) | jnp.eye(n, dtype=bool)
 
 
-def pair_density(theta: Float[Array, "*b n d"], delta: float = 1e-3) -> Float[Array, "*b"]:
+def pair_density(theta: Float[ArrayLike, "*b n d"], delta: float = 1e-3) -> Float[Array, "*b"]:
     """Fraction of pairs i ≠ j with ⟨θ_i, θ_j⟩ ≥ 1 − δ (1 for a single token: no pair is
     apart). δ = 1e-3 is the threshold of the phase diagrams of Geshkovski et al.,
     arXiv 2312.10794."""
@@ -54,7 +54,9 @@ def pair_density(theta: Float[Array, "*b n d"], delta: float = 1e-3) -> Float[Ar
     return count / (n * (n - 1))
 
 
-def cluster_labels(theta: Float[Array, "*b n d"], delta: float | Float[Array, ""] = 1e-3) -> Int[Array, "*b n"]:
+def cluster_labels(
+    theta: Float[ArrayLike, "*b n d"], delta: float | Float[Array, ""] = 1e-3
+) -> Int[Array, "*b n"]:
     """The connected component of each token in the graph {⟨θ_i, θ_j⟩ ≥ 1 − δ}
     (MODEL.md §4), labelled by the smallest token index in it.
 
@@ -79,14 +81,16 @@ def cluster_labels(theta: Float[Array, "*b n d"], delta: float | Float[Array, ""
     return labels
 
 
-def cluster_count(theta: Float[Array, "*b n d"], delta: float | Float[Array, ""] = 1e-3) -> Int[Array, "*b"]:
+def cluster_count(
+    theta: Float[ArrayLike, "*b n d"], delta: float | Float[Array, ""] = 1e-3
+) -> Int[Array, "*b"]:
     """Number of connected components of the graph {⟨θ_i, θ_j⟩ ≥ 1 − δ} (MODEL.md §4):
     the tokens that keep their own index in :func:`cluster_labels`."""
     n = theta.shape[-2]
     return jnp.sum(cluster_labels(theta, delta) == jnp.arange(n), axis=-1)
 
 
-def energy(theta: Float[Array, "*b n d"], beta) -> Float[Array, "*b"]:
+def energy(theta: Float[ArrayLike, "*b n d"], beta) -> Float[Array, "*b"]:
     """Interaction energy E_β = (1/(2β n²)) Σ_{i,j} e^{β⟨θ_i, θ_j⟩} (MODEL.md §4).
 
     With Q = K = V = I it never decreases along the SA (post) and USA flows, which are
@@ -109,7 +113,7 @@ def check_energy_beta(beta) -> None:
         raise ValueError(f"beta={beta!r}: the energy needs finite nonzero beta (E ~ 1/(2 beta) as beta -> 0)")
 
 
-def effective_rank(theta: Float[Array, "*b n d"]) -> Float[Array, "*b"]:
+def effective_rank(theta: Float[ArrayLike, "*b n d"]) -> Float[Array, "*b"]:
     """exp(−Σ_k p_k log p_k) with p_k = σ_k / Σ σ the normalised singular values of the
     n×d matrix of directions (Roy & Vetterli, 2007): n for orthonormal tokens, 1 for a
     single point; the representation-collapse measure used for LLMs."""
@@ -256,7 +260,7 @@ OBSERVABLES: dict[str, Callable] = {
 
 
 @jax.jit
-def final_summary(theta: Float[Array, "*b T n d"], r: Float[Array, "*b T n"]):
+def final_summary(theta: Float[ArrayLike, "*b T n d"], r: Float[ArrayLike, "*b T n"]):
     """(mean cosine, radii) of the last save, as one compiled program (op by op each
     would be compiled, or looked up in the cache, on every start of the command line)."""
     return mean_cosine(theta[..., -1, :, :]), r[..., -1, :]

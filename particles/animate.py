@@ -139,7 +139,7 @@ def _frames(traj: Trajectory, sample, delta, components) -> _Frames:
         )
     ts, theta = np.asarray(traj.ts)[finite], theta[finite]
     th = jnp.asarray(theta)
-    labels = np.asarray(analysis.cluster_labels(th, delta))
+    labels = np.asarray(analysis.cluster_labels(jnp.asarray(th), delta))
     rho = np.asarray(analysis.mean_cosine(th))
 
     projected = d > 3

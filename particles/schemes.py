@@ -80,7 +80,7 @@ class AbstractScheme(eqx.Module):
         h,
         attend: Callable[[Array], Array],
         mlp: Callable[[Array], Array] | None = None,
-        norm: "Norm | str | None" = None,
+        norm=None,
     ) -> Float[Array, "*b n d"]:
         """One transformer layer starting at time ``t`` (t = t0 + l h for layer l) with
         residual step ``h``: the attention sublayer, then the MLP one if ``mlp`` is given,
