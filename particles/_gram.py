@@ -1,0 +1,477 @@
+"""The flow of a speed scheme on the Gram matrix G = ΘΘᵀ, for Q = K = V = I (MODEL.md §8).
+
+With identity weights the attention weights depend on the tokens only through their
+inner products, and A_i = Σ_j w_ij θ_j is a combination of the tokens, so the direction
+flow dθ_i/dt = P_{θ_i} A_i / s_i (Karagodin et al., arXiv 2510.22026) closes on
+G_ij = ⟨θ_i, θ_j⟩ and the radii r_i. With W the weights,
+
+    ⟨A_i, θ_j⟩ = (WG)_ij,    a_i = ⟨θ_i, A_i⟩ = (WG)_ii,    |A_i|² = (W G Wᵀ)_ii = Σ_j (WG)_ij W_ij,
+
+so ⟨dθ_i/dt, θ_j⟩ = ((WG)_ij − a_i G_ij)/s_i =: M_ij and
+
+    dG/dt = M + Mᵀ,    M = S⁻¹ (WG − diag(a) G),    dr_i/dt = radial_rate(t, r_i, a_i, |A_i|),
+
+with s_i = speed(t, r_i, a_i, |A_i|): every input of a speed scheme is a function of
+(G, r), so the radii of pre, peri, mix and spannorm close too. W = softmax(βG) row-wise
+(USA: e^{βG}/n; causal: keys j ≤ i only). Schemes that attend to the tokens x = rθ
+(NoNorm) have weights softmax_j(β r_i r_j G_ij) and A_i = Σ_j w_ij r_j θ_j: the same
+formulas with W replaced by W diag(r). On G_ii = 1, M_ii = a_i (1 − G_ii)/s_i = 0.
+
+Computed in D = 1 − G (the halved squared chord distances |θ_i − θ_j|²/2), with
+z_i = Σ_j W_ij (1 for softmax), WG = z1ᵀ − WD and a_i = z_i − (WD)_ii:
+
+    s_i M_ij = (WD)_ii − (WD)_ij + a_i D_ij,    dD/dt = −(M + Mᵀ),
+
+every term of order D: no cancellation of 1s once the tokens cluster, and M_ii = 0
+exactly. One n × n × n product (WD) per evaluation and d nowhere.
+
+:func:`solve_gram` integrates the chord distances C_ij = |θ_i − θ_j| = √(2 D_ij),
+dC_ij/dt = (dD_ij/dt)/C_ij (see :class:`_ChordRMS` for why).
+"""
+
+import contextlib
+import time
+from typing import NamedTuple
+
+import diffrax
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optimistix as optx
+from jaxtyping import Array, Float, Int
+
+from ._attention import ATTENTION_KINDS
+from ._solver import UnrolledTsit5, step_controller
+from ._validate import check_choice, check_finite_array, check_float, check_int, default_dtype
+from .analysis import RadiusStats, check_observables, crossing_time, radius_stats
+from .schemes import AbstractSpeedScheme, get_scheme
+
+_PRECISION = jax.lax.Precision.HIGHEST
+
+
+def _check_scheme(scheme) -> AbstractSpeedScheme:
+    """The scheme as an instance, if its flow closes on (G, r): a speed scheme whose
+    velocity is the generic one (an ambient scheme, or one that overrides ``velocity``,
+    may move the tokens out of their span)."""
+    scheme = get_scheme(scheme)
+    if not (
+        isinstance(scheme, AbstractSpeedScheme) and type(scheme).velocity is AbstractSpeedScheme.velocity
+    ):
+        raise ValueError(
+            f"scheme {scheme.name!r} is not a speed scheme with the generic velocity, so its flow need not "
+            "close on the Gram matrix; use particles.simulate, or give it as an AbstractSpeedScheme "
+            "(speed and radial_rate only)"
+        )
+    return scheme
+
+
+def _safe_sqrt(x):
+    """√max(x, 0) with a zero (not NaN) gradient at 0 (double where)."""
+    positive = x > 0
+    return jnp.where(positive, jnp.sqrt(jnp.where(positive, x, 1)), 0)
+
+
+def _distance_velocity(t, D, r, scheme, beta, kind, causal):
+    """(dD/dt, dr/dt) for D = 1 − G (module docstring)."""
+    n = D.shape[-1]
+    beta = jnp.asarray(beta, D.dtype)[..., None, None]
+    if scheme.attends_to_tokens:
+        logits = beta * (r[..., :, None] * r[..., None, :]) * (1 - D)
+        shift = 0.0
+    else:  # β G = β − β D: the row constant β leaves softmax unchanged, USA gets e^β
+        logits = -beta * D
+        shift = beta
+    if causal:
+        logits = jnp.where(jnp.tril(jnp.ones((n, n), bool)), logits, -jnp.inf)
+    if kind == "usa":
+        W = jnp.exp(logits) * (jnp.exp(shift) / n)
+    else:
+        W = jax.nn.softmax(logits, axis=-1)
+    if scheme.attends_to_tokens:  # A_i = Σ_j w_ij r_j θ_j
+        W = W * r[..., None, :]
+    WD = jnp.matmul(W, D, precision=_PRECISION)
+    z = jnp.sum(W, axis=-1)
+    WD_diag = jnp.diagonal(WD, axis1=-2, axis2=-1)
+    a = z - WD_diag
+    A_norm = _safe_sqrt(jnp.sum((z[..., None] - WD) * W, axis=-1))  # Σ_j (WG)_ij W_ij
+    s = jnp.broadcast_to(scheme.speed(t, r, a, A_norm), a.shape)
+    moving = s != 0  # s = 0 only where A = 0: no attention, no motion (not 0/0)
+    inv_s = jnp.where(moving, 1 / jnp.where(moving, s, 1), 0)
+    M = inv_s[..., None] * (WD_diag[..., None] - WD + a[..., None] * D)
+    dr = jnp.broadcast_to(scheme.radial_rate(t, r, a, A_norm), a.shape)
+    return -(M + jnp.swapaxes(M, -1, -2)), dr
+
+
+def gram_velocity(
+    t,
+    G: Float[Array, "*b n n"],
+    r: Float[Array, "*b n"],
+    scheme,
+    beta,
+    kind: str = "softmax",
+    causal: bool = False,
+) -> tuple[Float[Array, "*b n n"], Float[Array, "*b n"]]:
+    """(dG/dt, dr/dt) of a speed scheme with Q = K = V = I (module docstring; MODEL.md §8).
+
+    ``G`` holds the cosines ⟨θ_i, θ_j⟩ (unit diagonal), ``r`` the radii; leading batch
+    dimensions are allowed and ``beta`` (a scalar or an array) broadcasts against them.
+    Where the speed s_i is 0 (A_i = 0 under ngpt, peri) token i does not move, as in
+    :meth:`particles.AbstractSpeedScheme.velocity`.
+    """
+    scheme = _check_scheme(scheme)
+    check_choice("attention", kind, ATTENTION_KINDS)
+    dD, dr = _distance_velocity(t, 1 - G, r, scheme, beta, kind, causal)
+    return -dD, dr
+
+
+def _chord_field(t, y, args):
+    """dC_ij/dt = (dD_ij/dt)/C_ij for the chord distances C (D = C²/2); 0 where C_ij = 0
+    (the diagonal; tokens that coincide exactly stay together)."""
+    C, r = y
+    dD, dr = _distance_velocity(t, C * C / 2, r, *args)
+    apart = C != 0
+    dC = jax.lax.optimization_barrier(jnp.where(apart, dD / jnp.where(apart, C, 1), 0))
+    # XLA's fused code rounded dC_ij and dC_ji differently (1 ulp, accumulating over a
+    # run): keep the upper triangle of the one materialised array, so C stays symmetric
+    n = C.shape[-1]
+    return jnp.where(jnp.triu(jnp.ones((n, n), bool)), dC, jnp.swapaxes(dC, -1, -2)), dr
+
+
+class _ChordRMS(eqx.Module):
+    """Error norm of :func:`solve_gram`: per trajectory the RMS over the n² chord
+    distances C_ij = |θ_i − θ_j| and the n radii, then the max over the trajectories of
+    the batch (every trajectory meets the tolerance).
+
+    Why chord distances, not G. A chord error is a token-level error:
+    |δC_ij| ≤ |δθ_i| + |δθ_j|, so the user's tolerance keeps its meaning (the token
+    solve's RMS over the n(d + 1) numbers of a trajectory allows a token error of
+    ~√(d + 1) tol, hence chord errors up to ~2√(d + 1) tol: this norm is the tighter
+    one). Integrating G (or D = 1 − G) with the same norm, the error of 1 − G_ij is
+    controlled only in absolute terms: once the tokens cluster, 1 − G ~ e^{−2t}
+    (post) falls below atol, the error estimate vanishes, the steps grow to the edge of
+    Tsit5's stability region for the rate-2 decay (h ≈ 1.7) and the numerical 1 − G
+    sits there at ~atol: measured with a G-state version of this solve (not kept) on the
+    ensemble of benchmarks/gram_accuracy.py (n = 32, d = 128, β = 4, T = 30, post),
+    G errors of 1e-6 to 4e-6 for t in [10, 30] at rtol = atol = 1e-6, where the token
+    solve's are ≤ 1.5e-9. The chords decay at rate 1, like the tokens' deviations in a
+    cluster, and stay accurate: G errors ≤ 1e-10 after t = 10 (the benchmark's table).
+    """
+
+    batch_ndim: int = eqx.field(static=True)
+
+    def __call__(self, err):
+        C, r = err
+        sq = jnp.sum(C * C, axis=(-1, -2)) + jnp.sum(r * r, axis=-1)
+        n = r.shape[-1]
+        return jnp.sqrt(jnp.max(sq) / (n * n + n))
+
+
+def _min_offdiagonal(G):
+    n = G.shape[-1]
+    if n == 1:
+        return jnp.ones(G.shape[:-2], G.dtype)
+    return jnp.min(jnp.where(jnp.eye(n, dtype=bool), jnp.inf, G), axis=(-1, -2))
+
+
+def _collapse_event(level, dtype):
+    """Ends the solve when min over the batch of min_{i≠j} G_ij reaches ``level``."""
+
+    def cond_fn(t, y, args, **kwargs):
+        C = y[0]
+        return jnp.min(_min_offdiagonal(1 - C * C / 2)) - level
+
+    eps = float(jnp.finfo(dtype).eps)
+    return diffrax.Event(cond_fn, root_finder=optx.Bisection(rtol=10 * eps, atol=100 * eps), direction=True)
+
+
+@eqx.filter_jit
+def _solve(y0, scheme, beta, kind, causal, ts, t0, t1, rtol, atol, step_size, jumps, max_steps, level):
+    if step_size is None:
+        controller = step_controller(rtol, atol, _ChordRMS(y0[1].ndim - 1), jumps)
+    else:
+        controller = diffrax.ConstantStepSize()
+    return diffrax.diffeqsolve(
+        diffrax.ODETerm(_chord_field),
+        UnrolledTsit5(),
+        t0,
+        t1,
+        step_size,
+        y0,
+        args=(scheme, beta, kind, causal),
+        saveat=diffrax.SaveAt(ts=ts, t1=level is not None),
+        stepsize_controller=controller,
+        event=None if level is None else _collapse_event(level, ts.dtype),
+        max_steps=max_steps,
+        throw=False,
+    )
+
+
+class GramSolution(NamedTuple):
+    """The saves of :func:`solve_gram`, time first as the solver makes them: the chord
+    distances ``C`` (T, *batch, n, n), C_ij = |θ_i − θ_j|, and the radii ``r``
+    (T, *batch, n) at ``ts`` (after a collapse stop: the saves before it, then the state
+    at the stop). ``G`` = 1 − C²/2 and ``D`` = 1 − G = C²/2 (to full relative precision
+    however close the tokens) are computed on access. ``status`` (batch shape): 0 ok, 1
+    a non-finite save, a radius ≤ 0 or a failed solve. ``result``: the diffrax result
+    code. ``stats``: step counts, wall time, and for a stop ``t_stop`` and ``collapsed``."""
+
+    ts: Float[Array, " T"]
+    C: Float[Array, "T *batch n n"]
+    r: Float[Array, "T *batch n"]
+    stats: dict
+    status: Int[np.ndarray, "*batch"]
+    result: diffrax.RESULTS
+
+    @property
+    def D(self) -> Float[Array, "T *batch n n"]:
+        return self.C * self.C / 2
+
+    @property
+    def G(self) -> Float[Array, "T *batch n n"]:
+        return 1 - self.C * self.C / 2
+
+
+def solve_gram(
+    G0: Float[Array, "*batch n n"],
+    r0: Float[Array, "*batch n"] | None,
+    scheme,
+    *,
+    beta,
+    t1,
+    t0=0.0,
+    ts=None,
+    attention="softmax",
+    causal=False,
+    rtol=1e-6,
+    atol=1e-8,
+    step_size=None,
+    max_steps=100_000,
+    stop_level=None,
+    dtype=None,
+) -> GramSolution:
+    """Solve the Gram flow of a speed scheme with Q = K = V = I (:func:`gram_velocity`)
+    from ``G0`` (the cosines ⟨θ_i, θ_j⟩ of the initial directions, or any Gram matrix
+    XXᵀ: it is normalised to a unit diagonal) and radii ``r0`` (``None``: all 1;
+    ignored by ``sphere_bound`` schemes, which keep r ≡ 1).
+
+    The state is the chord distances C_ij = |θ_i − θ_j| = √(2(1 − G_ij)) and the radii,
+    integrated with Tsit5 (:class:`particles._solver.UnrolledTsit5`) under the PI step
+    controller of :func:`particles.simulate`, the error of each trajectory in the RMS
+    over its n² + n numbers, the max over the batch (:class:`_ChordRMS`: a token-level
+    tolerance, at least as accurate as the token solve at the same ``rtol``/``atol``);
+    or constant steps ``step_size``. ``ts``: save times (default 101 points on
+    [t0, t1]). ``stop_level``: end the solve when every trajectory has
+    min_{i≠j} G_ij ≥ stop_level (a diffrax event; ``simulate(stop_at_collapse=δ)`` is
+    ``stop_level = 1 − δ``). ``dtype`` defaults to that of ``G0``; float64 turns on
+    JAX's 64-bit mode for this call.
+
+    Tokens that coincide exactly at t0 (G_ij = 1, i ≠ j) stay together; that is the
+    flow unless their speeds differ (a radius-dependent speed with different radii, or
+    a causal mask), which is refused.
+    """
+    scheme = _check_scheme(scheme)
+    check_choice("attention", attention, ATTENTION_KINDS)
+    max_steps = check_int("max_steps", max_steps, minimum=1)
+    rtol = check_float("rtol", rtol, positive=True)
+    atol = check_float("atol", atol, positive=True)
+    if step_size is not None:
+        step_size = check_float("step_size", step_size, positive=True)
+    if stop_level is not None:
+        stop_level = check_float("stop_level", stop_level)
+    t0, t1 = check_float("t0", t0), check_float("t1", t1)
+    if not t1 > t0:
+        raise ValueError(f"t1={t1!r} must be greater than t0={t0!r}")
+    G0_np = check_finite_array("G0", G0).astype(np.float64)
+    if G0_np.ndim < 2 or G0_np.shape[-1] != G0_np.shape[-2]:
+        raise ValueError(f"G0 has shape {G0_np.shape}; expected (..., n, n)")
+    if np.any(np.diagonal(G0_np, axis1=-2, axis2=-1) <= 0):
+        raise ValueError("G0 has a diagonal entry <= 0; it must be a Gram matrix of nonzero tokens")
+    n = G0_np.shape[-1]
+    r0_np = np.ones(G0_np.shape[:-1]) if r0 is None or scheme.sphere_bound else check_finite_array("r0", r0)
+    beta_np = check_finite_array("beta", beta)
+    try:
+        batch = np.broadcast_shapes(G0_np.shape[:-2], r0_np.shape[:-1], beta_np.shape)
+    except ValueError:
+        raise ValueError(
+            f"G0 {G0_np.shape}, r0 {r0_np.shape} and beta {beta_np.shape} have batch shapes that do not broadcast"
+        ) from None
+    if r0_np.shape[-1:] != (n,) or np.any(r0_np <= 0):
+        raise ValueError(f"r0 must have shape (..., {n}) with positive radii")
+    if dtype is None:
+        given = np.asarray(G0).dtype
+        dtype = given if np.issubdtype(given, np.floating) else default_dtype()
+    dtype = np.dtype(dtype)
+    if dtype not in (np.float32, np.float64):
+        raise ValueError(f"dtype={dtype} must be float32 or float64")
+
+    scale = 1 / np.sqrt(np.diagonal(G0_np, axis1=-2, axis2=-1))
+    cos = G0_np * scale[..., :, None] * scale[..., None, :]
+    chord = np.sqrt(np.maximum(2 * (1 - (cos + np.swapaxes(cos, -1, -2)) / 2), 0))
+    idx = np.arange(n)
+    chord[..., idx, idx] = 0
+    together = (chord == 0) & ~np.eye(n, dtype=bool)
+    if np.any(together):
+        r_b = np.broadcast_to(r0_np, (*np.broadcast_shapes(chord.shape[:-2], r0_np.shape[:-1]), n))
+        unequal = np.any(together & (r_b[..., :, None] != r_b[..., None, :]))
+        if causal or unequal:
+            raise ValueError(
+                "G0 has coincident tokens (G_ij = 1 for some i != j) that the flow would separate "
+                "(causal mask or different radii); solve_gram keeps coincident tokens together: "
+                "use particles.simulate"
+            )
+    x64 = jax.enable_x64(True) if dtype == np.float64 else contextlib.nullcontext()
+
+    with x64:
+        ts_np = np.asarray(np.linspace(t0, t1, 101) if ts is None else ts, dtype=dtype)
+        if ts_np.ndim != 1 or ts_np.size == 0 or not np.all(np.isfinite(ts_np)):
+            raise ValueError("ts must be a non-empty 1-d array of finite times")
+        if np.any(np.diff(ts_np) <= 0) or ts_np[0] < t0 or ts_np[-1] > t1:
+            raise ValueError(f"ts must be strictly increasing in [t0, t1] = [{t0}, {t1}]")
+        C = jnp.asarray(np.broadcast_to(chord, (*batch, n, n)), dtype)
+        r = jnp.asarray(np.broadcast_to(r0_np, (*batch, n)), dtype)
+        beta_arr = jnp.asarray(np.broadcast_to(beta_np, batch), dtype)
+        jumps = [t for t in scheme.jump_times() if t0 < t < t1]
+        jumps = jnp.asarray(sorted(jumps), dtype) if jumps and step_size is None else None
+        level = None if stop_level is None else jnp.asarray(stop_level, dtype)
+        start = time.perf_counter()
+        sol = _solve(
+            (C, r),
+            scheme,
+            beta_arr,
+            attention,
+            bool(causal),
+            jnp.asarray(ts_np),
+            jnp.asarray(t0, dtype),
+            jnp.asarray(t1, dtype),
+            jnp.asarray(rtol, dtype),
+            jnp.asarray(atol, dtype),
+            None if step_size is None else jnp.asarray(step_size, dtype),
+            jumps,
+            max_steps,
+            level,
+        )
+        C_s, r_s = jax.block_until_ready(sol.ys)
+        wall = time.perf_counter() - start
+        ts_out, stop = sol.ts, {}
+        if stop_level is not None:
+            # sol.ts: the saves at ts up to the stop, then the end time, then inf
+            ts_host = np.asarray(sol.ts)
+            done = np.flatnonzero(np.isfinite(ts_host))
+            t_stop, collapsed = float(ts_host[done[-1]]), bool(sol.event_mask)
+            keep = np.append(done[ts_host[done] < t_stop], done[-1]) if collapsed else done[:-1]
+            ts_out, C_s, r_s = sol.ts[keep], C_s[keep], r_s[keep]
+            stop = {"t_stop": t_stop, "collapsed": collapsed}
+        valid = jnp.all(jnp.isfinite(C_s), axis=(-1, -2)) & jnp.all(jnp.isfinite(r_s) & (r_s > 0), axis=-1)
+        status = np.where(np.all(np.asarray(valid), axis=0), 0, 1).astype(np.int8)
+        if sol.result not in (diffrax.RESULTS.successful, diffrax.RESULTS.event_occurred):
+            status[...] = 1
+        stats = {
+            "num_steps": int(sol.stats["num_steps"]),
+            "num_accepted": int(sol.stats["num_accepted_steps"]),
+            "num_rejected": int(sol.stats["num_rejected_steps"]),
+            "wall_time": wall,
+            **stop,
+        }
+        return GramSolution(ts=ts_out, C=C_s, r=r_s, stats=stats, status=status, result=sol.result)
+
+
+# ------------------------------------------------------------------ observables (MODEL.md §4)
+# The observables of :mod:`particles.analysis` as functions of G (*b, n, n) instead of θ.
+
+
+def gram_mean_cosine(G: Float[Array, "*b n n"]) -> Float[Array, "*b"]:
+    """ρ̄ = (1/(n(n−1))) Σ_{i≠j} G_ij (1 for a single token)."""
+    n = G.shape[-1]
+    if n == 1:
+        return jnp.ones(G.shape[:-2], G.dtype)
+    return (jnp.sum(G, axis=(-1, -2)) - jnp.trace(G, axis1=-2, axis2=-1)) / (n * (n - 1))
+
+
+def gram_min_cosine(G: Float[Array, "*b n n"]) -> Float[Array, "*b"]:
+    """min_{i≠j} G_ij (1 for a single token)."""
+    return _min_offdiagonal(G)
+
+
+def _close(G, delta):
+    return (G >= 1 - delta) | jnp.eye(G.shape[-1], dtype=bool)
+
+
+def gram_pair_density(G: Float[Array, "*b n n"], delta: float = 1e-3) -> Float[Array, "*b"]:
+    """Fraction of pairs i ≠ j with G_ij ≥ 1 − δ (1 for a single token)."""
+    n = G.shape[-1]
+    if n == 1:
+        return jnp.ones(G.shape[:-2], G.dtype)
+    return (jnp.sum(_close(G, delta), axis=(-1, -2), dtype=G.dtype) - n) / (n * (n - 1))
+
+
+def gram_cluster_count(G: Float[Array, "*b n n"], delta: float = 1e-3) -> Int[Array, "*b"]:
+    """Connected components of {G_ij ≥ 1 − δ}, by label propagation as
+    :func:`particles.analysis.cluster_count`."""
+    n = G.shape[-1]
+    adj = _close(G, delta)
+    own = jnp.arange(n)
+
+    def body(state):
+        labels, _ = state
+        new = jnp.min(jnp.where(adj, labels[..., None, :], n), axis=-1)
+        return new, jnp.any(new != labels)
+
+    labels, _ = jax.lax.while_loop(
+        lambda s: s[1], body, (jnp.broadcast_to(own, adj.shape[:-1]), jnp.array(True))
+    )
+    return jnp.sum(labels == own, axis=-1)
+
+
+def gram_energy(G: Float[Array, "*b n n"], beta) -> Float[Array, "*b"]:
+    """E_β = (1/(2βn²)) Σ_{i,j} e^{βG_ij}."""
+    n = G.shape[-1]
+    beta = jnp.asarray(beta, G.dtype)
+    return jnp.sum(jnp.exp(beta[..., None, None] * G), axis=(-1, -2)) / (2 * beta * n * n)
+
+
+def gram_effective_rank(G: Float[Array, "*b n n"]) -> Float[Array, "*b"]:
+    """The effective rank of the n × d matrix Θ from G = ΘΘᵀ: its singular values are
+    σ_k = √λ_k(G). Eigenvalues below n ε λ_max (rounding: zero for n > d) count as 0.
+    A singular value is then known to ~√(n ε) absolutely (1e-7 in float64), against ε
+    from an SVD of Θ: the two agree to rounding for well-spread tokens, to ~1e-7 in
+    the entropy for collapsed ones."""
+    lam = jnp.linalg.eigvalsh(G)
+    floor = G.shape[-1] * jnp.finfo(G.dtype).eps * jnp.max(lam, axis=-1, keepdims=True)
+    s = jnp.sqrt(jnp.where(lam > floor, lam, 0))
+    p = s / jnp.sum(s, axis=-1, keepdims=True)
+    plogp = jnp.where(p > 0, p * jnp.log(jnp.where(p > 0, p, 1)), 0)
+    return jnp.exp(-jnp.sum(plogp, axis=-1))
+
+
+def gram_collapse_time(ts, G, delta: float = 1e-3, t_stop=None, time_axis: int = -3) -> Float[Array, "*b"]:
+    """τ_δ: first time (interpolated between saves) with min_{i≠j} G_ij ≥ 1 − δ, inf if
+    never; ``G`` has its time axis at ``time_axis`` (-3: (*b, T, n, n) as in a
+    Trajectory; 0 for the saves of :func:`solve_gram`). ``t_stop``: the time a collapse
+    stop (with the same δ) ended the solve, as in :func:`particles.analysis.collapse_time`."""
+    m = jnp.moveaxis(gram_min_cosine(G), time_axis if time_axis >= 0 else time_axis + 2, -1)
+    t = crossing_time(ts, m, 1 - delta)
+    if t_stop is not None:
+        t = jnp.where(jnp.isinf(t), jnp.asarray(t_stop, t.dtype), t)
+    return t
+
+
+def _radius(field):
+    return lambda G, r, beta, delta: getattr(radius_stats(r), field)
+
+
+GRAM_OBSERVABLES = {
+    "mean_cosine": lambda G, r, beta, delta: gram_mean_cosine(G),
+    "min_cosine": lambda G, r, beta, delta: gram_min_cosine(G),
+    "pair_density": lambda G, r, beta, delta: gram_pair_density(G, delta),
+    "cluster_count": lambda G, r, beta, delta: gram_cluster_count(G, delta),
+    "energy": lambda G, r, beta, delta: gram_energy(G, beta),
+    "effective_rank": lambda G, r, beta, delta: gram_effective_rank(G),
+    **{f"radius_{field}": _radius(field) for field in RadiusStats._fields},
+}
+
+
+def gram_observables(names, G, r, beta, delta: float = 1e-3) -> dict[str, Array]:
+    """The named observables (those of :data:`particles.analysis.OBSERVABLES`) on
+    ``G`` (*b, n, n) and ``r`` (*b, n): a dict name -> array of shape ``*b``."""
+    return {name: GRAM_OBSERVABLES[name](G, r, beta, delta) for name in check_observables(names)}
