@@ -49,7 +49,15 @@ def layers(clock: MatmulClock, layers=256, n=256, d=128) -> LayersResult:
     gamma = (1 + 0.1 * rng.normal(size=(layers, d))).astype(np.float32)
     bias = (0.1 * rng.normal(size=(layers, d))).astype(np.float32)
     x0 = np.asarray(particles.init.gaussian(0, n, d, scale=float(np.sqrt(d)), dtype=jnp.float32))
-    kw = dict(beta=1 / np.sqrt(d), t1=float(layers), layers=layers, norm="layernorm", gamma=gamma, bias=bias, **weights)
+    kw = dict(
+        beta=1 / np.sqrt(d),
+        t1=float(layers),
+        layers=layers,
+        norm="layernorm",
+        gamma=gamma,
+        bias=bias,
+        **weights,
+    )
     problem = particles.make_problem(x0, "pre", **kw)
     config = particles.SolveConfig(ts=(float(layers),))
     scan_s, rate = clock.side_by_side(lambda: particles.integrate(problem, config).lift)

@@ -45,9 +45,8 @@ from ._attention import ATTENTION_KINDS
 from ._solver import UnrolledTsit5, step_controller
 from ._validate import check_choice, check_finite_array, check_float, check_int, default_dtype
 from .analysis import RadiusStats, check_observables, crossing_time, radius_stats
+from .kernels import PRECISION as _PRECISION
 from .schemes import AbstractSpeedScheme, get_scheme
-
-_PRECISION = jax.lax.Precision.HIGHEST
 
 
 def _check_scheme(scheme) -> AbstractSpeedScheme:
