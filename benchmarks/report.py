@@ -6,6 +6,7 @@ from blocks import BlockScan
 from common import Machine, MatmulRates
 from ensemble import EnsembleResult, Solve
 from large_n import LargeNResult
+from layers import LayersResult
 from startup import StartupResult
 from throughput import FieldTiming, ThroughputResult
 
@@ -194,6 +195,31 @@ def summary_lines(
     ]
 
 
+def layers_target_line(r: LayersResult) -> str:
+    return (
+        f"| {r.layers}-layer Pre-LN transformer (n = {r.n}, d = {r.d}, LayerNorm, MLP m = {r.mlp_width}) "
+        f">= 70% of matmul | {r.scan_fraction:.0%} (the compiled scan; {r.simulate_fraction:.0%} for a whole "
+        "simulate call) |"
+    )
+
+
+def layers_lines(r: LayersResult) -> list[str]:
+    """Section (e): the discrete-layer transformer."""
+    return [
+        f"## (e) Discrete layers: Pre-LN transformer, {r.layers} layers, n = {r.n}, d = {r.d}, "
+        f"LayerNorm, GELU MLP m = {r.mlp_width}",
+        "",
+        "| measured | time | fraction of the matmul rate |",
+        "|---|---|---|",
+        f"| the compiled layer scan (`particles.integrate`) | {r.scan_s * 1e3:.1f} ms | {r.scan_fraction:.0%} |",
+        f"| a whole `particles.simulate` call (argument checks included) | {r.simulate_s * 1e3:.1f} ms | "
+        f"{r.simulate_fraction:.0%} |",
+        "",
+        f"{r.flops / 1e9:.1f} GFLOP of matmuls (Q, K, V, logits, mixing, MLP); matmul rate measured in "
+        f"alternation with the scan: {r.matmul_rate / 1e9:.0f} GFLOP/s.",
+    ]
+
+
 def other_machines(folder) -> list[str]:
     """The RESULTS-*.md files in ``folder`` (runs on other machines, e.g. a GPU), with
     their headings one level down, to be appended to RESULTS.md."""
@@ -215,6 +241,7 @@ def render(
     throughput: ThroughputResult,
     large_n: LargeNResult,
     startup: StartupResult,
+    layers: LayersResult | None = None,
     appendix: list[str] = (),
 ) -> str:
     """The whole of RESULTS.md; ``appendix``: lines after the sections (other machines)."""
@@ -231,6 +258,7 @@ def render(
         "measured alongside it.",
         "",
         *summary_lines(ensemble, throughput, large_n, startup),
+        *([] if layers is None else [layers_target_line(layers)]),
         "",
     ]
     sections = [
@@ -238,6 +266,7 @@ def render(
         throughput_lines(throughput),
         large_n_lines(large_n),
         startup_lines(startup),
+        *([] if layers is None else [layers_lines(layers)]),
     ]
     body = [line for lines in sections for line in [*lines, ""]]
     return "\n".join(head + body + list(appendix)) + "\n"

@@ -23,6 +23,7 @@ import sys
 from common import HERE, MatmulClock, describe_machine
 from ensemble import ensemble
 from large_n import large_n
+from layers import layers
 from report import other_machines, render
 from startup import startup
 from throughput import cases, throughput
@@ -39,6 +40,9 @@ def main(argv=None):
     )
     p.add_argument("--large-n", type=int, default=32768)
     p.add_argument("--large-d", type=int, default=64)
+    p.add_argument("--layers", type=int, default=256, help="depth of the discrete-layer transformer")
+    p.add_argument("--layers-n", type=int, default=256)
+    p.add_argument("--layers-d", type=int, default=128)
     p.add_argument("--out", default=os.path.join(HERE, "RESULTS.md"))
     args = p.parse_args(argv)
     argv = sys.argv[1:] if argv is None else argv
@@ -51,6 +55,7 @@ def main(argv=None):
         throughput=throughput(clock, cases(args.throughput_n)),
         large_n=large_n(args.large_n, args.large_d),
         startup=startup(),
+        layers=layers(clock, args.layers, args.layers_n, args.layers_d),
     )
     clock.measure()
     appendix = []

@@ -18,6 +18,7 @@ import blocks  # noqa: E402
 import common  # noqa: E402
 import ensemble  # noqa: E402
 import large_n  # noqa: E402
+import layers  # noqa: E402
 import report  # noqa: E402
 import startup  # noqa: E402
 import throughput  # noqa: E402
@@ -104,6 +105,14 @@ def test_throughput(clock):
     assert r.min_automatic_fraction > 0
     (body,) = tables(report.throughput_lines(r)).values()
     assert body[0].startswith("| 64 | dense | 64 (automatic) |")
+
+
+def test_layers(clock):
+    r = layers.layers(clock, layers=4, n=8, d=8)
+    assert_sane(r)
+    assert r.flops == layers.transformer_flops(4, 8, 8, 32) and r.scan_fraction > 0
+    (body,) = tables(report.layers_lines(r)).values()
+    assert body[0].startswith("| the compiled layer scan (`particles.integrate`) |")
 
 
 def test_large_n():
