@@ -39,7 +39,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optimistix as optx
-from jaxtyping import Array, Float, Int
+from jaxtyping import Array, ArrayLike, Float, Int
 
 from ._attention import ATTENTION_KINDS
 from ._solver import UnrolledTsit5, step_controller
@@ -104,8 +104,8 @@ def _distance_velocity(t, D, r, scheme, beta, kind, causal):
 
 def gram_velocity(
     t,
-    G: Float[Array, "*b n n"],
-    r: Float[Array, "*b n"],
+    G: Float[ArrayLike, "*b n n"],
+    r: Float[ArrayLike, "*b n"],
     scheme,
     beta,
     kind: str = "softmax",
@@ -232,8 +232,8 @@ class GramSolution(NamedTuple):
 
 
 def solve_gram(
-    G0: Float[Array, "*batch n n"],
-    r0: Float[Array, "*batch n"] | None,
+    G0: Float[ArrayLike, "*batch n n"],
+    r0: Float[ArrayLike, "*batch n"] | None,
     scheme,
     *,
     beta,
@@ -379,7 +379,7 @@ def solve_gram(
 # The observables of :mod:`particles.analysis` as functions of G (*b, n, n) instead of θ.
 
 
-def gram_mean_cosine(G: Float[Array, "*b n n"]) -> Float[Array, "*b"]:
+def gram_mean_cosine(G: Float[ArrayLike, "*b n n"]) -> Float[Array, "*b"]:
     """ρ̄ = (1/(n(n−1))) Σ_{i≠j} G_ij (1 for a single token)."""
     n = G.shape[-1]
     if n == 1:
@@ -387,7 +387,7 @@ def gram_mean_cosine(G: Float[Array, "*b n n"]) -> Float[Array, "*b"]:
     return (jnp.sum(G, axis=(-1, -2)) - jnp.trace(G, axis1=-2, axis2=-1)) / (n * (n - 1))
 
 
-def gram_min_cosine(G: Float[Array, "*b n n"]) -> Float[Array, "*b"]:
+def gram_min_cosine(G: Float[ArrayLike, "*b n n"]) -> Float[Array, "*b"]:
     """min_{i≠j} G_ij (1 for a single token)."""
     return _min_offdiagonal(G)
 
@@ -396,7 +396,9 @@ def _close(G, delta):
     return (G >= 1 - delta) | jnp.eye(G.shape[-1], dtype=bool)
 
 
-def gram_pair_density(G: Float[Array, "*b n n"], delta: float = 1e-3) -> Float[Array, "*b"]:
+def gram_pair_density(
+    G: Float[ArrayLike, "*b n n"], delta: float | Float[Array, ""] = 1e-3
+) -> Float[Array, "*b"]:
     """Fraction of pairs i ≠ j with G_ij ≥ 1 − δ (1 for a single token)."""
     n = G.shape[-1]
     if n == 1:
@@ -404,7 +406,9 @@ def gram_pair_density(G: Float[Array, "*b n n"], delta: float = 1e-3) -> Float[A
     return (jnp.sum(_close(G, delta), axis=(-1, -2), dtype=G.dtype) - n) / (n * (n - 1))
 
 
-def gram_cluster_count(G: Float[Array, "*b n n"], delta: float = 1e-3) -> Int[Array, "*b"]:
+def gram_cluster_count(
+    G: Float[ArrayLike, "*b n n"], delta: float | Float[Array, ""] = 1e-3
+) -> Int[Array, "*b"]:
     """Connected components of {G_ij ≥ 1 − δ}, by label propagation as
     :func:`particles.analysis.cluster_count`."""
     n = G.shape[-1]
@@ -422,14 +426,14 @@ def gram_cluster_count(G: Float[Array, "*b n n"], delta: float = 1e-3) -> Int[Ar
     return jnp.sum(labels == own, axis=-1)
 
 
-def gram_energy(G: Float[Array, "*b n n"], beta) -> Float[Array, "*b"]:
+def gram_energy(G: Float[ArrayLike, "*b n n"], beta) -> Float[Array, "*b"]:
     """E_β = (1/(2βn²)) Σ_{i,j} e^{βG_ij}."""
     n = G.shape[-1]
     beta = jnp.asarray(beta, G.dtype)
     return jnp.sum(jnp.exp(beta[..., None, None] * G), axis=(-1, -2)) / (2 * beta * n * n)
 
 
-def gram_effective_rank(G: Float[Array, "*b n n"]) -> Float[Array, "*b"]:
+def gram_effective_rank(G: Float[ArrayLike, "*b n n"]) -> Float[Array, "*b"]:
     """The effective rank of the n × d matrix Θ from G = ΘΘᵀ: its singular values are
     σ_k = √λ_k(G). Eigenvalues below n ε λ_max (rounding: zero for n > d) count as 0.
     A singular value is then known to ~√(n ε) absolutely (1e-7 in float64), against ε

@@ -132,7 +132,7 @@ class RadiusStats(NamedTuple):
     max: Float[Array, "*b"]
 
 
-def radius_stats(r: Float[Array, "*b n"]) -> RadiusStats:
+def radius_stats(r: Float[ArrayLike, "*b n"]) -> RadiusStats:
     """Statistics of the radii r_i = |x_i| over the tokens (hidden-state growth under
     pre/peri/mix/spannorm; r ≡ 1 for the sphere-bound schemes)."""
     return RadiusStats(jnp.mean(r, -1), jnp.std(r, -1), jnp.min(r, -1), jnp.max(r, -1))
