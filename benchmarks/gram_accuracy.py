@@ -16,6 +16,7 @@
 """
 
 import argparse
+import functools
 import time
 
 import jax
@@ -24,9 +25,12 @@ jax.config.update("jax_enable_x64", True)
 
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
+from common import best_time as _best_time  # noqa: E402
 
 import particles  # noqa: E402
 from particles._gram import gram_velocity, solve_gram  # noqa: E402
+
+best_time = functools.partial(_best_time, repeat=5)
 
 HIGH = jax.lax.Precision.HIGHEST
 
@@ -37,16 +41,6 @@ def tokens(seeds, n, d):
 
 def gram(theta):
     return np.einsum("...id,...jd->...ij", np.asarray(theta), np.asarray(theta))
-
-
-def best_time(fn, repeat=5):
-    jax.block_until_ready(fn())
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        jax.block_until_ready(fn())
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def chords(theta):
