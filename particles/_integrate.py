@@ -19,6 +19,7 @@ import diffrax
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import lineax as lx
 import numpy as np
 import optimistix as optx
 
@@ -30,7 +31,7 @@ from ._problem import Problem, precision
 from ._solver import step_controller
 from ._status import STATUS_LEGEND, SimulationError, SimulationWarning, Status
 from .analysis import min_cosine
-from .sphere import normalize, safe_norm
+from .sphere import normalize, safe_norm, tangent_projection
 
 
 class RawSolution(NamedTuple):
@@ -54,7 +55,7 @@ def vector_field(t, y, args):
     """The flow in lifted coordinates, y = (lift, r) and args = (scheme, attention):
     dlift_i/dt = |lift_i| dθ_i/dt (θ_i = lift_i/|lift_i|), dr_i/dt the scheme's rate."""
     lift, r = y
-    scheme, attention = args
+    scheme, attention = args[:2]  # (scheme, attention[, noise])
     norm = safe_norm(lift)
     dtheta, dr = scheme.velocity(t, lift / norm[..., None], r, attention)
     return norm[..., None] * dtheta, dr
@@ -86,20 +87,68 @@ def _collapse_event(level, dtype):
     return diffrax.Event(cond_fn, root_finder=optx.Bisection(rtol=10 * eps, atol=100 * eps), direction=True)
 
 
+# Explicit solvers that converge to the Stratonovich solution of an SDE (diffrax's
+# documentation: "SDE solvers"); Heun is the default, strong order 0.5 for the
+# non-commutative noise P_θ dW (1 for additive noise), weak order 1.
+STRATONOVICH_SOLVERS = (diffrax.Heun, diffrax.EulerHeun, diffrax.ReversibleHeun, diffrax.Midpoint)
+
+
+def diffusion(t, y, args):
+    """The noise of MODEL.md §10 in lifted coordinates: dlift_i = |lift_i| √(2D) P_θ_i ∘ dW_i
+    (so that dθ_i = √(2D) P_θ_i ∘ dW_i exactly), radii noiseless; a linear map of dW."""
+    lift, r = y
+    noise = args[2]
+    norm = safe_norm(lift)
+    theta = lift / norm[..., None]
+
+    def act(dW):
+        return jnp.sqrt(2 * noise) * norm[..., None] * tangent_projection(theta, dW[0]), jnp.zeros_like(r)
+
+    return lx.FunctionLinearOperator(act, jax.eval_shape(lambda: y))
+
+
+def _terms(y0, noise, key, t0, t1, step_size):
+    """The ODE term, and with noise the Brownian control term (a VirtualBrownianTree from
+    ``key``, resolved to a hundredth of a step)."""
+    drift = diffrax.ODETerm(vector_field)
+    if noise is None:
+        return drift
+    shape = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), y0)
+    bm = diffrax.VirtualBrownianTree(t0, t1, tol=step_size / 100, shape=shape, key=key)
+    return diffrax.MultiTerm(drift, diffrax.ControlTerm(diffusion, bm))
+
+
 @eqx.filter_jit
-def _solve(y0, args, solver, ts, t0, t1, rtol, atol, step_size, jumps, max_steps, progress, dim, level):
+def _solve(
+    y0,
+    args,
+    solver,
+    ts,
+    t0,
+    t1,
+    rtol,
+    atol,
+    step_size,
+    jumps,
+    max_steps,
+    progress,
+    dim,
+    level,
+    noise=None,
+    key=None,
+):
     if step_size is None:
         controller = step_controller(rtol, atol, _PerTrajectoryRMS(y0[1].ndim - 1, dim), jumps)
     else:
         controller = diffrax.ConstantStepSize()
     return diffrax.diffeqsolve(
-        diffrax.ODETerm(vector_field),
+        _terms(y0, noise, key, t0, t1, step_size),
         solver,
         t0,
         t1,
         step_size,
         y0,
-        args=args,
+        args=args if noise is None else (*args, noise),
         saveat=diffrax.SaveAt(ts=ts, t1=level is not None),
         stepsize_controller=controller,
         event=None if level is None else _collapse_event(level, ts.dtype),
@@ -200,6 +249,21 @@ def _trim_at_stop(sol, ts, lift, r, delta, retried, t1):
     return sol.ts[keep], lift[keep], r[keep], {"t_stop": t_stop, "collapsed": collapsed, "stop_delta": delta}
 
 
+def _check_noise(problem, config):
+    """The noise level for the solve (None without noise); a noisy problem needs constant
+    steps and a Stratonovich solver."""
+    if not problem.noise:
+        return None
+    if not isinstance(config.solver, STRATONOVICH_SOLVERS):
+        names = ", ".join(f"diffrax.{s.__name__}()" for s in STRATONOVICH_SOLVERS)
+        raise ValueError(
+            f"noise > 0 needs a Stratonovich SDE solver ({names}), not {type(config.solver).__name__}"
+        )
+    if config.adaptive:
+        raise ValueError("noise > 0 needs constant steps: give step_size")
+    return problem.noise
+
+
 def integrate(problem: Problem, config: SolveConfig) -> RawSolution:
     """Solve ``problem`` as ``config`` says; see :func:`particles.simulate` for the
     failure rules (a single trajectory raises :class:`SimulationError`; in a batch the
@@ -223,11 +287,13 @@ def integrate(problem: Problem, config: SolveConfig) -> RawSolution:
         scalar = lambda v: None if v is None else jnp.asarray(v, dtype)
         level = scalar(None if config.stop_at_collapse is None else 1 - config.stop_at_collapse)
 
+        noise = _check_noise(problem, config)
+
         def solve(y0, att, level=None):
             return _solve(
                 y0, (problem.scheme, att), config.solver, ts, scalar(problem.t0), scalar(t1),
                 scalar(config.rtol), scalar(config.atol), scalar(config.step_size), jumps,
-                config.max_steps, config.progress, int(d), level,
+                config.max_steps, config.progress, int(d), level, scalar(noise), problem.key,
             )  # fmt: skip
 
         start = time.perf_counter()

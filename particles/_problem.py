@@ -13,7 +13,7 @@ from jaxtyping import Array, Float
 from ._attention import ATTENTION_KINDS, HEAD_REDUCTIONS, Attention
 from ._mlp import MLP
 from ._norms import Norm, as_norm, ode_limit_exists
-from ._validate import check_choice, check_finite_array, check_float, check_int, default_dtype
+from ._validate import as_key, check_choice, check_finite_array, check_float, check_int, default_dtype
 from .schemes import AbstractScheme, get_scheme
 
 
@@ -38,6 +38,8 @@ class Problem(eqx.Module):
     mlp: MLP | None = None
     layers: int | None = eqx.field(static=True, default=None)  # None: the ODE (continuous depth)
     residual: str = eqx.field(static=True, default="constant")
+    noise: float = eqx.field(static=True, default=0.0)  # D of MODEL.md §10 (0: the ODE)
+    key: jax.Array | None = None  # the Brownian paths' key (with noise > 0)
 
     @property
     def batch_shape(self) -> tuple[int, ...]:
@@ -53,7 +55,7 @@ class Problem(eqx.Module):
         declares it (``keeps_span``: dθ_i/dt ∝ P_{θ_i} A_i) and the attention vectors
         A_i = Σ_j w_ij θ_j are combinations of the tokens (V = I) with weights that
         depend on inner products only (Q = K = I)."""
-        return bool(self.attention.identity_weights and self.scheme.keeps_span)
+        return bool(self.attention.identity_weights and self.scheme.keeps_span and self.noise == 0)
 
     def jump_times(self) -> list[float]:
         """Times in (t0, t1) where the vector field is discontinuous (weights per layer,
@@ -84,6 +86,8 @@ class Problem(eqx.Module):
     def _layer_record(self) -> dict:
         """The depth, norm and MLP entries of :meth:`describe` (none for today's default ODE)."""
         record = {} if self.layers is None else {"layers": self.layers, "residual": self.residual}
+        if self.noise:
+            record["noise"] = self.noise
         if self.norm.kind != "projection":
             record.update(norm=self.norm.kind, ln_eps=self.norm.eps)
         if self.mlp is not None:
@@ -182,6 +186,8 @@ def make_problem(
     mlp=None,
     activation="gelu",
     residual="constant",
+    noise=0.0,
+    key=None,
     **scheme_params,
 ) -> Problem:
     """Check every argument and build the :class:`Problem` (see :func:`particles.simulate`
@@ -226,7 +232,20 @@ def make_problem(
             if scheme.scheme.post_normalized(t0):  # the limit starts where the norm's iterates land
                 x = norm.at_layer(0).fixed_point(x)
     record = json.dumps(beta_np.tolist())
-    return Problem(x, scheme, att, t0, t1, record, norm, mlp, layers, residual)
+    noise, key = _noise(noise, key, layers)
+    return Problem(x, scheme, att, t0, t1, record, norm, mlp, layers, residual, noise, key)
+
+
+def _noise(noise, key, layers):
+    """The noise level D ≥ 0 and, for D > 0, the key of the Brownian paths."""
+    noise = check_float("noise", noise, nonnegative=True)
+    if noise == 0:
+        return 0.0, None
+    if layers is not None:
+        raise ValueError("noise applies to the ODE mode (continuous depth), not to layers=L")
+    if key is None:
+        raise ValueError("noise > 0 needs key= (an int seed or a jax.random key) for the Brownian paths")
+    return noise, as_key(key)
 
 
 def _depth(scheme, d, t0, t1, layers, norm, gamma, bias, ln_eps, mlp, activation, residual, dtype):

@@ -1,6 +1,8 @@
 """The entry point: check the arguments into a :class:`~particles.Problem` and a
 :class:`~particles.SolveConfig`, :func:`~particles.integrate`, return a Trajectory."""
 
+import diffrax
+
 from ._config import DEFAULTS, SolveConfig
 from ._integrate import integrate
 from ._problem import make_problem, precision
@@ -40,6 +42,8 @@ def simulate(
     mlp=None,
     activation="gelu",
     residual="constant",
+    noise=0.0,
+    key=None,
     **scheme_params,
 ) -> Trajectory:
     """Simulate n tokens under the attention flow of a normalization scheme.
@@ -95,6 +99,13 @@ def simulate(
     small-step limit exists (pre, peri, spannorm, none; post-type schemes only with
     γ = c·1, b = b₀·1, started on the norm's sphere), and a one-line error otherwise.
 
+    Noise (MODEL.md §10). ``noise=D`` with ``key`` (an int seed or a jax.random key) and
+    constant ``step_size``: each direction follows the Stratonovich SDE
+    dθ_i = (drift) dt + √(2D) P_θ_i ∘ dW_i, W_i independent Brownian motions in R^d per
+    token and trajectory (a diffrax VirtualBrownianTree from ``key``: same key, same
+    paths); radii follow their ODE. The solver defaults to ``diffrax.Heun()`` (converges to
+    the Stratonovich solution; weak order 1). ``noise=0`` is the ODE.
+
     Failures. A single trajectory that does not reach t1 (step budget spent, the state
     non-finite) raises :class:`SimulationError`. In a batch the others are kept: when
     the batched solve fails, each trajectory is solved again on its own (with its own
@@ -110,8 +121,11 @@ def simulate(
     problem = make_problem(
         x0, scheme, beta=beta, t0=t0, t1=t1, attention=attention, Q=Q, K=K, V=V, causal=causal,
         heads=heads, block_size=block_size, dtype=dtype, layers=layers, norm=norm, gamma=gamma,
-        bias=bias, ln_eps=ln_eps, mlp=mlp, activation=activation, residual=residual, **scheme_params,
+        bias=bias, ln_eps=ln_eps, mlp=mlp, activation=activation, residual=residual, noise=noise, key=key,
+        **scheme_params,
     )  # fmt: skip
+    if problem.noise and solver is None:
+        solver = diffrax.Heun()  # Stratonovich (integrate's STRATONOVICH_SOLVERS)
     config = SolveConfig(
         solver=solver, rtol=rtol, atol=atol, step_size=step_size, max_steps=max_steps, ts=ts,
         stop_at_collapse=stop_at_collapse, progress=progress, shard=shard, reduce_span=reduce_span,
