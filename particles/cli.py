@@ -68,6 +68,11 @@ def _simulate_parser(sub):
     p.add_argument("--causal", action="store_true", help="causal mask (token i attends to j <= i)")
     _solver_options(p)
     _transformer_options(p)
+    p.add_argument("--step-size", type=float, default=None, help="constant steps (default: adaptive)")
+    p.add_argument(
+        "--noise", type=float, default=0.0,
+        help="noise D of the SDE on the sphere (needs --step-size; Brownian paths from --seed)",
+    )  # fmt: skip
     p.add_argument("--tau", type=float, default=None, help="mix: switch time from post to pre")
     p.add_argument("--alpha", type=float, default=None, help="ngpt: step scale alpha")
     p.add_argument("--progress", action="store_true", help="show a progress bar")
@@ -106,6 +111,9 @@ def _run_simulate(args):
         max_steps=args.max_steps,
         dtype=dtype,
         progress=args.progress,
+        step_size=args.step_size,
+        noise=args.noise,
+        key=args.seed if args.noise else None,
         **_transformer_arguments(args, x0.shape[-1], dtype),
         **params,
     )

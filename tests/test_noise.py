@@ -70,3 +70,28 @@ def test_bad_noise_arguments_get_one_line_errors(kw, match):
     with pytest.raises(ValueError, match=match) as info:
         particles.simulate(x0, "post", beta=1.0, t1=1.0, **kw)
     assert "\n" not in str(info.value)
+
+
+def test_cli_noise(capsys):
+    from particles.cli import main
+
+    argv = [
+        "simulate",
+        "--n",
+        "6",
+        "--d",
+        "3",
+        "--t1",
+        "1",
+        "--noise",
+        "0.2",
+        "--step-size",
+        "0.05",
+        "--seed",
+        "3",
+    ]
+    assert main(argv) == 0
+    assert "final mean cosine" in capsys.readouterr().out
+    assert main(["simulate", "--n", "6", "--d", "3", "--t1", "1", "--noise", "0.2"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "needs constant steps" in err and "\n" not in err
