@@ -18,6 +18,7 @@ iterates retract to, which removes the O(ε) off-manifold part of D LN.
 """
 
 import math
+import time
 
 import equinox as eqx
 import jax
@@ -100,13 +101,13 @@ def integrate_layers(problem, config):
     if sharding is not None:
         (x0, beta), size = shard_batch([x0, att.beta], sharding)
         att = eqx.tree_at(lambda a: a.beta, att, beta)
-    start = _clock()
+    start = time.perf_counter()
     saves = _scan_layers(
         x0, problem.scheme, att, problem.norm, problem.mlp, jnp.asarray(t0, dtype), jnp.asarray(h, dtype),
         steps, jnp.asarray(index),
     )  # fmt: skip
     saves = jax.block_until_ready(saves)[:, :size] if size is not None else jax.block_until_ready(saves)
-    wall = _clock() - start
+    wall = time.perf_counter() - start
     r = safe_norm(saves)
     finite = np.asarray(jnp.all(jnp.isfinite(saves), axis=(0, -1, -2)) & jnp.all(r > 0, axis=(0, -1)))
     status = np.where(finite, Status.OK, Status.NONFINITE).astype(np.int8)
@@ -122,12 +123,6 @@ def integrate_layers(problem, config):
     return RawSolution(
         ts=ts, lift=saves, r=r, chart=AmbientChart(problem.x0.shape[-1]), stats=stats, status=status
     )
-
-
-def _clock():
-    import time
-
-    return time.perf_counter()
 
 
 class LayerLimit(AbstractScheme):

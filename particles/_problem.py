@@ -11,6 +11,7 @@ import numpy as np
 from jaxtyping import Array, Float
 
 from ._attention import ATTENTION_KINDS, HEAD_REDUCTIONS, Attention
+from ._layers import RESIDUALS, LayerLimit
 from ._mlp import MLP
 from ._norms import Norm, as_norm, ode_limit_exists
 from ._validate import as_key, check_choice, check_finite_array, check_float, check_int, default_dtype
@@ -253,8 +254,6 @@ def _depth(scheme, d, t0, t1, layers, norm, gamma, bias, ln_eps, mlp, activation
     scaling, and in the ODE mode (``layers=None``) whether the limit exists. Returns the
     norm, the MLP and, where the ODE of a layer map replaces the scheme's flow, its
     :class:`particles._layers.LayerLimit`."""
-    from ._layers import RESIDUALS, LayerLimit
-
     check_choice("residual", residual, RESIDUALS)
     if layers is None and residual != "constant":
         raise ValueError(f"residual={residual!r} scales the steps of discrete layers; give layers=L")
