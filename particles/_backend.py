@@ -8,8 +8,8 @@ import os
 
 from xarray.backends import BackendEntrypoint
 
-from ._info import is_sweep_store
-from ._sweep import MANIFEST, open_sweep
+from ._info import is_sweep_store, result_kind
+from ._sweep import open_sweep
 from ._trajectory import is_trajectory_file
 
 
@@ -31,19 +31,13 @@ class ParticlesBackendEntrypoint(BackendEntrypoint):
 
     def open_dataset(self, filename_or_obj, *, drop_variables=None):
         path = _path(filename_or_obj)
-        if is_sweep_store(path):
+        if result_kind(path) == "sweep":
             ds = open_sweep(path)
             return ds.drop_vars(drop_variables) if drop_variables is not None else ds
-        if is_trajectory_file(path):  # the file holds to_xarray() exactly, read lazily
-            from xarray.backends import H5netcdfBackendEntrypoint
+        # a trajectory file holds to_xarray() exactly, read lazily
+        from xarray.backends import H5netcdfBackendEntrypoint
 
-            return H5netcdfBackendEntrypoint().open_dataset(path, drop_variables=drop_variables)
-        if not os.path.exists(path):
-            raise ValueError(f"path={path!r} does not exist")
-        raise ValueError(
-            f"path={path!r} is neither a sweep store (a folder with {MANIFEST}) "
-            "nor a trajectory file written by Trajectory.save"
-        )
+        return H5netcdfBackendEntrypoint().open_dataset(path, drop_variables=drop_variables)
 
     def guess_can_open(self, filename_or_obj) -> bool:
         try:

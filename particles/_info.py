@@ -14,6 +14,21 @@ def is_sweep_store(path) -> bool:
     return os.path.isdir(path) and os.path.isfile(os.path.join(path, MANIFEST))
 
 
+def result_kind(path) -> str:
+    """ "sweep" for a sweep store, "trajectory" for a file written by Trajectory.save;
+    anything else is a one-line ValueError."""
+    if is_sweep_store(path):
+        return "sweep"
+    if is_trajectory_file(path):
+        return "trajectory"
+    if not os.path.exists(path):
+        raise ValueError(f"path={path!r} does not exist")
+    raise ValueError(
+        f"path={path!r} is neither a sweep store (a folder with {MANIFEST}) "
+        "nor a trajectory file written by Trajectory.save"
+    )
+
+
 def info(path) -> str:
     """A few lines describing ``path``: for a sweep store (a folder written by
     :func:`particles.sweep`) its swept axes and their sizes, fixed values, times,
@@ -21,16 +36,7 @@ def info(path) -> str:
     on disk; for a trajectory file (:meth:`Trajectory.save`) its scheme, n, d, batch,
     saves, dtype and status. Reads the manifest or the file's metadata only."""
     path = os.fspath(path)
-    if is_sweep_store(path):
-        return _sweep_info(path)
-    if is_trajectory_file(path):
-        return _trajectory_info(path)
-    if not os.path.exists(path):
-        raise ValueError(f"path={path!r} does not exist")
-    raise ValueError(
-        f"path={path!r} is neither a sweep store (a folder with {MANIFEST}) "
-        "nor a trajectory file written by Trajectory.save"
-    )
+    return _sweep_info(path) if result_kind(path) == "sweep" else _trajectory_info(path)
 
 
 def _lines(title, rows) -> str:
