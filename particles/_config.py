@@ -55,7 +55,8 @@ class SolveConfig:
     trajectory's RMS norm (PI control) or constant ``step_size``, at most ``max_steps``
     steps, a ``progress`` bar, ``stop_at_collapse=δ`` (end once every trajectory has
     min_{i≠j}⟨θ_i, θ_j⟩ ≥ 1 − δ), ``shard`` the batch across local devices, and
-    ``reduce_span`` (solve in the span of the initial tokens where the flow keeps it).
+    ``reduce_span`` (solve in the span of the initial tokens where the flow keeps it),
+    ``gram`` (a sweep solves the Gram flow where it is exact, MODEL.md §8).
     ``ts`` the save times (default :data:`NUM_SAVES` points on the problem's [t0, t1];
     checked against it by :func:`save_times`). Checked when built."""
 
@@ -69,6 +70,7 @@ class SolveConfig:
     progress: bool = False
     shard: bool = True
     reduce_span: bool = True
+    gram: bool = False
 
     def __post_init__(self):
         solver = UnrolledTsit5() if self.solver is None else self.solver
@@ -90,6 +92,7 @@ class SolveConfig:
         fix("progress", bool(self.progress))
         fix("shard", bool(self.shard))
         fix("reduce_span", bool(self.reduce_span))
+        fix("gram", bool(self.gram))
 
     @property
     def adaptive(self) -> bool:

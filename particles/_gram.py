@@ -33,20 +33,18 @@ import contextlib
 import time
 from typing import NamedTuple
 
-import diffrax
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optimistix as optx
 from jaxtyping import Array, ArrayLike, Float, Int
 
 from ._attention import ATTENTION_KINDS
-from ._solver import UnrolledTsit5, step_controller
+from ._solver import tsit5_loop
 from ._validate import check_choice, check_finite_array, check_float, check_int, default_dtype
 from .analysis import RadiusStats, check_observables, crossing_time, radius_stats
 from .kernels import PRECISION as _PRECISION
-from .schemes import AbstractSpeedScheme, get_scheme
+from .schemes import AbstractSpeedScheme, closes_on_gram, get_scheme
 
 
 def _check_scheme(scheme) -> AbstractSpeedScheme:
@@ -54,9 +52,7 @@ def _check_scheme(scheme) -> AbstractSpeedScheme:
     velocity is the generic one (an ambient scheme, or one that overrides ``velocity``,
     may move the tokens out of their span)."""
     scheme = get_scheme(scheme)
-    if not (
-        isinstance(scheme, AbstractSpeedScheme) and type(scheme).velocity is AbstractSpeedScheme.velocity
-    ):
+    if not closes_on_gram(scheme):
         raise ValueError(
             f"scheme {scheme.name!r} is not a speed scheme with the generic velocity, so its flow need not "
             "close on the Gram matrix; use particles.simulate, or give it as an AbstractSpeedScheme "
@@ -173,37 +169,32 @@ def _min_offdiagonal(G):
     return jnp.min(jnp.where(jnp.eye(n, dtype=bool), jnp.inf, G), axis=(-1, -2))
 
 
-def _collapse_event(level, dtype):
-    """Ends the solve when min over the batch of min_{i≠j} G_ij reaches ``level``."""
+def _save_fn(observe, beta, delta):
+    """What the solve keeps at each save: the state (C, r), or the named observables of
+    (G, r) and min_{i≠j} G_ij (the collapse time's input), per trajectory."""
+    if observe is None:
+        return lambda y: y
 
-    def cond_fn(t, y, args, **kwargs):
-        C = y[0]
-        return jnp.min(_min_offdiagonal(1 - C * C / 2)) - level
+    def save(y):
+        C, r = y
+        G = 1 - C * C / 2
+        return {**gram_observables(observe, G, r, beta, delta), "_min_cosine": _min_offdiagonal(G)}
 
-    eps = float(jnp.finfo(dtype).eps)
-    return diffrax.Event(cond_fn, root_finder=optx.Bisection(rtol=10 * eps, atol=100 * eps), direction=True)
+    return save
 
 
 @eqx.filter_jit
-def _solve(y0, scheme, beta, kind, causal, ts, t0, t1, rtol, atol, step_size, jumps, max_steps, level):
-    if step_size is None:
-        controller = step_controller(rtol, atol, _ChordRMS(y0[1].ndim - 1), jumps)
-    else:
-        controller = diffrax.ConstantStepSize()
-    return diffrax.diffeqsolve(
-        diffrax.ODETerm(_chord_field),
-        UnrolledTsit5(),
-        t0,
-        t1,
-        step_size,
-        y0,
-        args=(scheme, beta, kind, causal),
-        saveat=diffrax.SaveAt(ts=ts, t1=level is not None),
-        stepsize_controller=controller,
-        event=None if level is None else _collapse_event(level, ts.dtype),
-        max_steps=max_steps,
-        throw=False,
-    )
+def _solve(
+    y0, scheme, beta, kind, causal, ts, t0, t1, rtol, atol, step_size, jumps, max_steps, level, observe, delta
+):
+    """The Gram solve as one compiled loop (:func:`particles._solver.tsit5_loop`): one
+    program per (n, batch, scheme, dtype), whatever d the tokens came from."""
+    stop = None if level is None else (lambda y: jnp.min(_min_offdiagonal(1 - y[0] * y[0] / 2)) - level)
+    return tsit5_loop(
+        _chord_field, y0, (scheme, beta, kind, causal), t0=t0, t1=t1, ts=ts, rtol=rtol, atol=atol,
+        norm=_ChordRMS(y0[1].ndim - 1), max_steps=max_steps, save_fn=_save_fn(observe, beta, delta),
+        stop_fn=stop, jump_ts=jumps, step_size=step_size,
+    )  # fmt: skip
 
 
 class GramSolution(NamedTuple):
@@ -212,15 +203,15 @@ class GramSolution(NamedTuple):
     (T, *batch, n) at ``ts`` (after a collapse stop: the saves before it, then the state
     at the stop). ``G`` = 1 − C²/2 and ``D`` = 1 − G = C²/2 (to full relative precision
     however close the tokens) are computed on access. ``status`` (batch shape): 0 ok, 1
-    a non-finite save, a radius ≤ 0 or a failed solve. ``result``: the diffrax result
-    code. ``stats``: step counts, wall time, and for a stop ``t_stop`` and ``collapsed``."""
+    a non-finite save, a radius ≤ 0 or a failed solve. ``ok``: the solve reached its
+    end (t1 or the stop) within ``max_steps``. ``stats``: step counts, wall time, and for a stop ``t_stop`` and ``collapsed``."""
 
     ts: Float[Array, " T"]
     C: Float[Array, "T *batch n n"]
     r: Float[Array, "T *batch n"]
     stats: dict
     status: Int[np.ndarray, "*batch"]
-    result: diffrax.RESULTS
+    ok: bool
 
     @property
     def D(self) -> Float[Array, "T *batch n n"]:
@@ -229,6 +220,80 @@ class GramSolution(NamedTuple):
     @property
     def G(self) -> Float[Array, "T *batch n n"]:
         return 1 - self.C * self.C / 2
+
+
+def initial_chords(G0: np.ndarray) -> np.ndarray:
+    """The chord distances |θ_i − θ_j| = √(2 − 2 cos_ij) of a Gram matrix XXᵀ (numpy,
+    any batch), symmetric, with an exact zero diagonal."""
+    scale = 1 / np.sqrt(np.diagonal(G0, axis1=-2, axis2=-1))
+    cos = G0 * scale[..., :, None] * scale[..., None, :]
+    chord = np.sqrt(np.maximum(2 * (1 - (cos + np.swapaxes(cos, -1, -2)) / 2), 0))
+    idx = np.arange(G0.shape[-1])
+    chord[..., idx, idx] = 0
+    return chord
+
+
+class GramObservation(NamedTuple):
+    """What a sweep keeps of a Gram solve (:func:`observe_gram`), time first: ``values``
+    name -> (T, *batch), ``min_cosine`` (T, *batch) for the collapse time (NaN at saves
+    not reached), ``t_stop``/``stopped`` (a collapse stop), ``ok``, ``num_steps``."""
+
+    values: dict
+    min_cosine: np.ndarray
+    t_stop: float
+    stopped: bool
+    ok: bool
+    num_steps: int
+
+
+def observe_gram(
+    x0: Float[ArrayLike, "*batch n d"],
+    scheme,
+    *,
+    beta,
+    kind,
+    causal,
+    ts,
+    t0,
+    t1,
+    rtol,
+    atol,
+    max_steps,
+    stop_level,
+    names,
+    delta,
+) -> GramObservation | None:
+    """The named observables of the flow from tokens ``x0`` at ``ts``, from the Gram
+    solve in float64 whatever the tokens' dtype (a sweep's path: the arguments are
+    those of a checked :class:`particles._problem.Problem` whose flow closes on G;
+    ``None`` where the tokens have coincident pairs, which the token solve handles).
+
+    Why float64: in float32 the chords inside a cluster lose their digits to
+    cancellation in WD (a difference of O(1) distances to the far tokens), the field
+    turns noisy at the scale of the chords and the step controller crawls: n = 32,
+    d = 8, β = 4, 16 seeds, rtol = atol = 1e-6 took 11 404 steps in float32 and 83 in
+    float64 (2026-12-02). A float64 Gram evaluation costs n³ flops; the token solve's
+    float32 one 2n²d (n²·n in its span)."""
+    with jax.enable_x64(True):
+        x = np.asarray(x0, np.float64)
+        chord = initial_chords(x @ np.swapaxes(x, -1, -2))
+        if np.any((chord == 0) & ~np.eye(chord.shape[-1], dtype=bool)):
+            return None
+        r0 = np.ones(chord.shape[:-1]) if scheme.sphere_bound else np.linalg.norm(x, axis=-1)
+        batch = np.broadcast_shapes(chord.shape[:-2], np.shape(beta))
+        y0 = (
+            jnp.asarray(np.broadcast_to(chord, (*batch, *chord.shape[-2:]))),
+            jnp.asarray(np.broadcast_to(r0, (*batch, r0.shape[-1]))),
+        )
+        beta = jnp.asarray(np.broadcast_to(np.asarray(beta, np.float64), batch))
+        sol = _run(
+            y0, scheme, beta, kind, bool(causal), np.asarray(ts, np.float64), t0, t1, rtol, atol, None, max_steps,
+            stop_level, tuple(names), delta, np.float64,
+        )  # fmt: skip
+        values = {k: np.asarray(v) for k, v in sol.saves.items() if k != "_min_cosine"}
+        return GramObservation(
+            values, np.asarray(sol.saves["_min_cosine"]), sol.t_end, sol.stopped, sol.ok, sol.num_steps
+        )
 
 
 def solve_gram(
@@ -255,13 +320,13 @@ def solve_gram(
     ignored by ``sphere_bound`` schemes, which keep r ≡ 1).
 
     The state is the chord distances C_ij = |θ_i − θ_j| = √(2(1 − G_ij)) and the radii,
-    integrated with Tsit5 (:class:`particles._solver.UnrolledTsit5`) under the PI step
-    controller of :func:`particles.simulate`, the error of each trajectory in the RMS
+    integrated with Tsit5 in one compiled loop (:func:`particles._solver.tsit5_loop`), PI step
+    control as in :func:`particles.simulate`, the error of each trajectory in the RMS
     over its n² + n numbers, the max over the batch (:class:`_ChordRMS`: a token-level
     tolerance, at least as accurate as the token solve at the same ``rtol``/``atol``);
     or constant steps ``step_size``. ``ts``: save times (default 101 points on
     [t0, t1]). ``stop_level``: end the solve when every trajectory has
-    min_{i≠j} G_ij ≥ stop_level (a diffrax event; ``simulate(stop_at_collapse=δ)`` is
+    min_{i≠j} G_ij ≥ stop_level (found on the dense output; ``simulate(stop_at_collapse=δ)`` is
     ``stop_level = 1 − δ``). ``dtype`` defaults to that of ``G0``; float64 turns on
     JAX's 64-bit mode for this call.
 
@@ -304,11 +369,7 @@ def solve_gram(
     if dtype not in (np.float32, np.float64):
         raise ValueError(f"dtype={dtype} must be float32 or float64")
 
-    scale = 1 / np.sqrt(np.diagonal(G0_np, axis1=-2, axis2=-1))
-    cos = G0_np * scale[..., :, None] * scale[..., None, :]
-    chord = np.sqrt(np.maximum(2 * (1 - (cos + np.swapaxes(cos, -1, -2)) / 2), 0))
-    idx = np.arange(n)
-    chord[..., idx, idx] = 0
+    chord = initial_chords(G0_np)
     together = (chord == 0) & ~np.eye(n, dtype=bool)
     if np.any(together):
         r_b = np.broadcast_to(r0_np, (*np.broadcast_shapes(chord.shape[:-2], r0_np.shape[:-1]), n))
@@ -330,49 +391,78 @@ def solve_gram(
         C = jnp.asarray(np.broadcast_to(chord, (*batch, n, n)), dtype)
         r = jnp.asarray(np.broadcast_to(r0_np, (*batch, n)), dtype)
         beta_arr = jnp.asarray(np.broadcast_to(beta_np, batch), dtype)
-        jumps = [t for t in scheme.jump_times() if t0 < t < t1]
-        jumps = jnp.asarray(sorted(jumps), dtype) if jumps and step_size is None else None
-        level = None if stop_level is None else jnp.asarray(stop_level, dtype)
-        start = time.perf_counter()
-        sol = _solve(
-            (C, r),
-            scheme,
-            beta_arr,
-            attention,
-            bool(causal),
-            jnp.asarray(ts_np),
-            jnp.asarray(t0, dtype),
-            jnp.asarray(t1, dtype),
-            jnp.asarray(rtol, dtype),
-            jnp.asarray(atol, dtype),
-            None if step_size is None else jnp.asarray(step_size, dtype),
-            jumps,
-            max_steps,
-            level,
-        )
-        C_s, r_s = jax.block_until_ready(sol.ys)
-        wall = time.perf_counter() - start
-        ts_out, stop = sol.ts, {}
+        sol = _run(
+            (C, r), scheme, beta_arr, attention, bool(causal), ts_np, t0, t1, rtol, atol, step_size, max_steps,
+            stop_level, None, None, dtype,
+        )  # fmt: skip
+        (C_s, r_s), ts_out = sol.saves, jnp.asarray(ts_np)
+        stop = {}
         if stop_level is not None:
-            # sol.ts: the saves at ts up to the stop, then the end time, then inf
-            ts_host = np.asarray(sol.ts)
-            done = np.flatnonzero(np.isfinite(ts_host))
-            t_stop, collapsed = float(ts_host[done[-1]]), bool(sol.event_mask)
-            keep = np.append(done[ts_host[done] < t_stop], done[-1]) if collapsed else done[:-1]
-            ts_out, C_s, r_s = sol.ts[keep], C_s[keep], r_s[keep]
+            t_stop, collapsed = float(sol.t_end), bool(sol.stopped)
             stop = {"t_stop": t_stop, "collapsed": collapsed}
+            if collapsed:  # the saves before the stop, then the state at the stop
+                keep = np.asarray(ts_np) < t_stop
+                ts_out = jnp.append(ts_out[keep], t_stop)
+                C_s = jnp.concatenate([C_s[keep], sol.final[0][None]])
+                r_s = jnp.concatenate([r_s[keep], sol.final[1][None]])
         valid = jnp.all(jnp.isfinite(C_s), axis=(-1, -2)) & jnp.all(jnp.isfinite(r_s) & (r_s > 0), axis=-1)
         status = np.where(np.all(np.asarray(valid), axis=0), 0, 1).astype(np.int8)
-        if sol.result not in (diffrax.RESULTS.successful, diffrax.RESULTS.event_occurred):
+        if not bool(sol.ok):
             status[...] = 1
         stats = {
-            "num_steps": int(sol.stats["num_steps"]),
-            "num_accepted": int(sol.stats["num_accepted_steps"]),
-            "num_rejected": int(sol.stats["num_rejected_steps"]),
-            "wall_time": wall,
+            "num_steps": int(sol.num_steps),
+            "num_accepted": int(sol.num_steps - sol.num_rejected),
+            "num_rejected": int(sol.num_rejected),
+            "wall_time": sol.wall_time,
             **stop,
         }
-        return GramSolution(ts=ts_out, C=C_s, r=r_s, stats=stats, status=status, result=sol.result)
+        return GramSolution(ts=ts_out, C=C_s, r=r_s, stats=stats, status=status, ok=bool(sol.ok))
+
+
+class _Timed(NamedTuple):
+    saves: object
+    final: object
+    t_end: float
+    stopped: bool
+    ok: bool
+    num_steps: int
+    num_rejected: int
+    wall_time: float
+
+
+def _run(
+    y0,
+    scheme,
+    beta,
+    kind,
+    causal,
+    ts,
+    t0,
+    t1,
+    rtol,
+    atol,
+    step_size,
+    max_steps,
+    stop_level,
+    observe,
+    delta,
+    dtype,
+):
+    """:func:`_solve` on host values (checked), timed; inside the caller's precision."""
+    scalar = lambda v: None if v is None else jnp.asarray(v, dtype)  # noqa: E731
+    jumps = [t for t in scheme.jump_times() if t0 < t < t1]
+    jumps = tuple(sorted(jumps)) if jumps and step_size is None else None
+    start = time.perf_counter()
+    sol = _solve(
+        y0, scheme, beta, kind, causal, jnp.asarray(ts, dtype), scalar(t0), scalar(t1), scalar(rtol), scalar(atol),
+        scalar(step_size), None if jumps is None else jnp.asarray(jumps, dtype), max_steps, scalar(stop_level),
+        observe, scalar(delta),
+    )  # fmt: skip
+    sol = jax.block_until_ready(sol)
+    return _Timed(
+        sol.saves, sol.final, float(sol.t_end), bool(sol.stopped), bool(sol.ok), int(sol.num_steps),
+        int(sol.num_rejected), time.perf_counter() - start,
+    )  # fmt: skip
 
 
 # ------------------------------------------------------------------ observables (MODEL.md §4)
@@ -474,7 +564,7 @@ GRAM_OBSERVABLES = {
 }
 
 
-def gram_observables(names, G, r, beta, delta: float = 1e-3) -> dict[str, Array]:
+def gram_observables(names, G, r, beta, delta: float | Float[Array, ""] = 1e-3) -> dict[str, Array]:
     """The named observables (those of :data:`particles.analysis.OBSERVABLES`) on
     ``G`` (*b, n, n) and ``r`` (*b, n): a dict name -> array of shape ``*b``."""
     return {name: GRAM_OBSERVABLES[name](G, r, beta, delta) for name in check_observables(names)}

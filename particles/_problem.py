@@ -15,7 +15,7 @@ from ._layers import RESIDUALS, LayerLimit
 from ._mlp import MLP
 from ._norms import Norm, as_norm, ode_limit_exists
 from ._validate import as_key, check_choice, check_finite_array, check_float, check_int, default_dtype
-from .schemes import AbstractScheme, get_scheme
+from .schemes import AbstractScheme, closes_on_gram, get_scheme
 
 
 def precision(dtype) -> contextlib.AbstractContextManager:
@@ -57,6 +57,17 @@ class Problem(eqx.Module):
         A_i = Σ_j w_ij θ_j are combinations of the tokens (V = I) with weights that
         depend on inner products only (Q = K = I)."""
         return bool(self.attention.identity_weights and self.scheme.keeps_span and self.noise == 0)
+
+    @property
+    def closes_on_gram(self) -> bool:
+        """Whether the flow closes on the Gram matrix and radii (MODEL.md §8), so that
+        :mod:`particles._gram` solves it exactly: continuous depth, the projection norm,
+        no MLP, no noise, Q = K = V = I and a speed scheme with the
+        generic velocity."""
+        return bool(
+            self.keeps_span and self.layers is None and self.mlp is None and self.norm.kind == "projection"
+            and closes_on_gram(self.scheme)
+        )  # fmt: skip
 
     def jump_times(self) -> list[float]:
         """Times in (t0, t1) where the vector field is discontinuous (weights per layer,

@@ -335,6 +335,13 @@ SCHEMES: dict[str, type[AbstractScheme]] = {
 ``none``, ``spannorm`` (MODEL.md §2)."""
 
 
+def closes_on_gram(scheme: AbstractScheme) -> bool:
+    """Whether the scheme's flow (with Q = K = V = I) closes on the Gram matrix and the
+    radii (MODEL.md §8): a speed scheme whose velocity is the generic P_θ A / s (an
+    ambient scheme, or one that overrides ``velocity``, may leave the span)."""
+    return isinstance(scheme, AbstractSpeedScheme) and type(scheme).velocity is AbstractSpeedScheme.velocity
+
+
 def get_scheme(scheme: "str | AbstractScheme", **params) -> AbstractScheme:
     """A scheme instance from a name (``"post"``, ``"pre"``, ...) and its parameters,
     or an instance passed through unchanged."""

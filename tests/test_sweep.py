@@ -1,10 +1,14 @@
 """Resumable sweeps: grids, chunked stores, resuming, refusals, observables."""
 
+import contextlib
 import errno
 import json
+import logging
 import os
 
+import jax
 import numpy as np
+import xarray as xr
 import pytest
 from helpers import files, run, same
 
@@ -162,3 +166,67 @@ def test_sweep_observables_equal_simulate_then_observe(tmp_path):
         collapse = particles.analysis.collapse_time(traj, 0.05)
         np.testing.assert_allclose(ds.collapse_time.isel(beta=b), collapse, rtol=1e-12)
         assert np.isfinite(collapse).any() and np.isinf(collapse).any()  # both cases compared
+
+
+@pytest.mark.parametrize("attention", ["softmax", "usa"])
+def test_gram_sweep_matches_the_token_sweep_for_every_scheme(tmp_path, attention):
+    """``gram=True`` solves the chord distances (MODEL.md §8) instead of the tokens: at
+    a tight tolerance the observables of both agree to 1e-8 for every built-in scheme,
+    with fewer tokens than dimensions and more (n = 6, d = 4 and 16). (Under USA the
+    unnormalised scheme "none" grows without bound at this β: max_steps either way.)"""
+    names = ["mean_cosine", "min_cosine", "energy", "effective_rank", "radius_mean", "radius_max"]
+    schemes = [s for s in particles.SCHEMES if not (attention == "usa" and s == "none")]
+    kw = dict(
+        schemes=schemes, n=6, d=[4, 16], beta=3.0, seeds=2, t1=4.0, save_every=1.0,
+        observables=names, attention=attention, rtol=1e-11, atol=1e-11, dtype="float64", progress=False,
+    )  # fmt: skip
+    token = particles.sweep(tmp_path / "token", **kw)
+    gram = particles.sweep(tmp_path / "gram", gram=True, **kw)
+    assert np.all(gram.status == 0) and np.all(token.status == 0)
+    for name in names:
+        # the effective rank from G's eigenvalues: singular values √λ known to ~√(n ε)
+        # absolutely where tokens span fewer than n dimensions (gram_effective_rank)
+        tol = 1e-4 if name == "effective_rank" else 1e-8
+        np.testing.assert_allclose(gram[name], token[name], rtol=tol, atol=tol, err_msg=name)
+    np.testing.assert_allclose(gram.collapse_time, token.collapse_time, rtol=1e-8)
+
+
+def test_gram_sweep_is_one_program_for_every_d_and_identical_across_chunk_sizes(tmp_path):
+    """The Gram state is n × n whatever d: d = 3, 8 and 64 share one compiled solve;
+    chunking does not change a bit, as for the token solve; and a collapse stop ends
+    each unit where all its seeds collapsed."""
+    kw = dict(
+        n=5, d=[3, 8, 64], beta=[1.0, 2.0], seeds=3, t1=40.0, save_every=2.0, observables=["pair_density"],
+        gram=True, stop_at_collapse=True, delta=1e-2, progress=False,
+    )  # fmt: skip
+    with jax.log_compiles():
+        with _capture_compiles() as compiled:
+            one = particles.sweep(tmp_path / "one", chunk_size=1, **kw)
+    assert sum("_solve" in name for name in compiled) == 1, compiled
+    whole = particles.sweep(tmp_path / "whole", **kw)
+    xr.testing.assert_identical(one, whole)
+    assert np.all(one.status == 0)
+    stops = one.t_stop.values
+    assert np.all(stops < 40.0) and np.all(np.max(one.collapse_time.values, axis=-1) <= stops + 1e-6)
+    late = one.time.values[None, None, :] > stops[..., None]
+    assert np.all(np.isnan(one.pair_density.values[late[:, :, None, :].repeat(3, axis=2)]))
+
+
+@contextlib.contextmanager
+def _capture_compiles():
+    """The names of the programs JAX compiles inside the block (from its log)."""
+    names = []
+
+    class Handler(logging.Handler):
+        def emit(self, record):
+            message = record.getMessage()
+            if message.startswith("Compiling "):
+                names.append(message.split()[1])
+
+    handler = Handler(level=logging.DEBUG)
+    logger = logging.getLogger("jax")
+    logger.addHandler(handler)
+    try:
+        yield names
+    finally:
+        logger.removeHandler(handler)

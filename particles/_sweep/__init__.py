@@ -67,6 +67,7 @@ def sweep(
     weights=None,
     heads=1,
     weight_seed=0,
+    gram=False,
     **scheme_params,
 ):
     """Run a grid of simulations and return its observables as an ``xarray.Dataset``.
@@ -99,6 +100,13 @@ def sweep(
     "gaussian", "goe") with ``heads`` and ``weight_seed`` are fixed settings of the
     whole sweep, the same weights for every unit of the same d.
 
+    Where the flow closes on the Gram matrix (MODEL.md §8: the ODE with Q = K = V = I,
+    the projection norm, no MLP or noise, and a speed scheme; :attr:`Problem.closes_on_gram`)
+    a unit is solved as the flow of the n × n chord distances |θ_i − θ_j| in float64
+    (one compiled program for every d, the observables computed at each save inside it)
+    instead of the tokens; ``gram=False`` solves the tokens. Either meets ``rtol``/``atol``
+    in the token norm; the results agree to the tolerance (tests/test_sweep.py).
+
     ``scheduler`` (an address such as ``"tcp://host:8786"`` or a ``distributed.Client``)
     sends the chunks to a Dask cluster (``pip install "attention-particles[distributed]"``). Workers
     only compute; this process writes every chunk file, so the store and its resumption
@@ -126,6 +134,7 @@ def sweep(
         rtol=rtol,
         atol=atol,
         max_steps=max_steps,
+        gram=gram,
         layers=layers,
         model=dict(
             norm=norm, mlp=mlp, residual=residual, weights=weights, heads=heads, weight_seed=weight_seed

@@ -65,12 +65,15 @@ def sweep_config(**kw):
     delta = check_float("delta", kw["delta"], positive=True)
     cfg.update(delta=delta, stop_at_collapse=bool(kw["stop_at_collapse"]), init=init.check_spec(kw["init"]))
     cfg["dtype"] = check_dtype(kw["dtype"]).name
-    solve = SolveConfig(rtol=kw["rtol"], atol=kw["atol"], max_steps=kw["max_steps"])
+    solve = SolveConfig(
+        rtol=kw["rtol"], atol=kw["atol"], max_steps=kw["max_steps"], gram=kw.get("gram", False)
+    )
     cfg["solve"] = {
         "attention": kw["attention"],
         "rtol": solve.rtol,
         "atol": solve.atol,
         "max_steps": solve.max_steps,
+        **({"gram": True} if solve.gram else {}),  # absent by default: stores written before it resume
     }
     model = _model(kw.get("model") or {})
     if model:

@@ -11,10 +11,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import analysis, init
-from .._config import SolveConfig
+from .._config import SolveConfig, save_times
+from .._gram import observe_gram
 from .._integrate import integrate
 from .._problem import make_problem, precision
-from .._status import SimulationWarning
+from .._status import SimulationWarning, Status
 from ..schemes import get_scheme
 from ..sphere import normalize
 from ..weights import random_transformer
@@ -61,6 +62,13 @@ def solve_unit(cfg, unit):
         ts=ts, stop_at_collapse=delta if cfg["stop_at_collapse"] else None,
         **{k: v for k, v in cfg["solve"].items() if k != "attention"},
     )  # fmt: skip
+    names = analysis.check_observables(cfg["observables"])
+    if "energy" in names:
+        analysis.check_energy_beta(beta)  # under jit, beta = 0 would give inf, not an error
+    if problem.closes_on_gram and config.gram:
+        out = _solve_unit_gram(problem, config, names, delta, dtype)
+        if out is not None:
+            return out
     with warnings.catch_warnings():  # failed seeds are recorded in the status variable
         warnings.simplefilter("ignore", SimulationWarning)
         saves = integrate(
@@ -68,9 +76,6 @@ def solve_unit(cfg, unit):
         )  # in the solver's coordinates: observables need inner products only
     stopped = saves.stats.get("collapsed")
     k = len(saves.ts) - 1 if stopped else len(ts)
-    names = analysis.check_observables(cfg["observables"])
-    if "energy" in names:
-        analysis.check_energy_beta(beta)  # under jit, beta = 0 would give inf, not an error
     values, collapse = _unit_observables(
         saves.ts, saves.lift, saves.r, beta, saves.stats["t_stop"] if stopped else None, names, delta, k
     )
@@ -84,6 +89,44 @@ def solve_unit(cfg, unit):
     out["collapse_time"] = np.where(failed, np.nan, collapse).astype(dtype)
     out["status"] = saves.status
     out["t_stop"] = np.asarray(saves.stats.get("t_stop", cfg["t1"]), dtype=dtype)
+    return out
+
+
+def _solve_unit_gram(problem, config, names, delta, dtype):
+    """:func:`solve_unit` by the Gram solve (MODEL.md §8; one compiled program for every
+    d, since the state is the n × n chord distances), or ``None`` where it does not
+    apply (coincident initial tokens). A failed batch is solved again seed by seed,
+    as the token solve does."""
+    att, ts = problem.attention, save_times(problem.t0, problem.t1, config.ts)
+    level = None if config.stop_at_collapse is None else 1 - config.stop_at_collapse
+    solve = lambda x0, beta, level: observe_gram(  # noqa: E731
+        x0, problem.scheme, beta=beta, kind=att.kind, causal=att.causal, ts=ts, t0=problem.t0, t1=problem.t1,
+        rtol=config.rtol, atol=config.atol, max_steps=config.max_steps, stop_level=level, names=names, delta=delta,
+    )  # fmt: skip
+    x0, beta = np.asarray(problem.x0), np.broadcast_to(np.asarray(att.beta), problem.batch_shape)
+    obs = solve(x0, beta, level)
+    if obs is None:
+        return None
+    parts = [obs]
+    if not obs.ok:  # seed by seed, each to t1 (no stop), as the token solve's retries
+        parts = [solve(x0[i : i + 1], beta[i : i + 1], None) for i in range(len(x0))]
+    ok = np.concatenate([np.full(p.min_cosine.shape[1], p.ok) for p in parts])
+    made = np.concatenate(
+        [np.broadcast_to((ts <= p.t_stop)[:, None], p.min_cosine.shape) for p in parts], axis=1
+    )
+    min_cos = np.concatenate([p.min_cosine for p in parts], axis=1)  # (T, seed), NaN where not reached
+    nonfinite = np.any(made & ~np.isfinite(min_cos), axis=0)
+    status = np.where(ok, np.where(nonfinite, Status.NONFINITE, Status.OK), Status.MAX_STEPS).astype(np.int8)
+    stopped = len(parts) == 1 and obs.stopped
+    collapse = np.asarray(
+        analysis.crossing_time(ts.astype(dtype), jnp.asarray(min_cos.T.astype(dtype)), 1 - delta)
+    )
+    if stopped:
+        collapse = np.where(np.isinf(collapse), obs.t_stop, collapse)
+    out = {name: np.concatenate([p.values[name] for p in parts], axis=1).T.astype(dtype) for name in names}
+    out["collapse_time"] = np.where(status != Status.OK, np.nan, collapse).astype(dtype)
+    out["status"] = status
+    out["t_stop"] = np.asarray(obs.t_stop if stopped else problem.t1, dtype=dtype)
     return out
 
 
