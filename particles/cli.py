@@ -205,6 +205,9 @@ def _sweep_parser(sub):
     p.add_argument("--delta", type=float, default=1e-3, help="collapse threshold: cosine >= 1 - delta")
     p.add_argument("--stop-at-collapse", action="store_true", help="end each solve once all seeds collapsed")
     p.add_argument(
+        "--gram", action="store_true", help="solve the Gram flow (chord distances, float64) where it is exact"
+    )
+    p.add_argument(
         "--init", default="uniform", help=INIT_HELP + "; a file gives the same tokens to every seed"
     )
     p.add_argument("--attention", default="softmax", help="softmax | usa")
@@ -235,6 +238,7 @@ def _run_sweep(args):
         observables=args.observables,
         delta=args.delta,
         stop_at_collapse=args.stop_at_collapse,
+        gram=args.gram,
         init=args.init,
         attention=args.attention,
         rtol=args.rtol,

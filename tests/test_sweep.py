@@ -168,14 +168,19 @@ def test_sweep_observables_equal_simulate_then_observe(tmp_path):
         assert np.isfinite(collapse).any() and np.isinf(collapse).any()  # both cases compared
 
 
+ALL_SCHEMES = pytest.param(tuple(particles.SCHEMES), marks=pytest.mark.slow, id="all")
+
+
 @pytest.mark.parametrize("attention", ["softmax", "usa"])
-def test_gram_sweep_matches_the_token_sweep_for_every_scheme(tmp_path, attention):
+@pytest.mark.parametrize("schemes", [("post", "pre"), ALL_SCHEMES])
+def test_gram_sweep_matches_the_token_sweep_for_every_scheme(tmp_path, attention, schemes):
     """``gram=True`` solves the chord distances (MODEL.md §8) instead of the tokens: at
     a tight tolerance the observables of both agree to 1e-8 for every built-in scheme,
-    with fewer tokens than dimensions and more (n = 6, d = 4 and 16). (Under USA the
+    with fewer tokens than dimensions and more (n = 6, d = 4 and 16); post and pre in
+    ``make test``, all of them (each one compiles twice) in ``make test-all``. (Under USA the
     unnormalised scheme "none" grows without bound at this β: max_steps either way.)"""
     names = ["mean_cosine", "min_cosine", "energy", "effective_rank", "radius_mean", "radius_max"]
-    schemes = [s for s in particles.SCHEMES if not (attention == "usa" and s == "none")]
+    schemes = [s for s in schemes if not (attention == "usa" and s == "none")]
     kw = dict(
         schemes=schemes, n=6, d=[4, 16], beta=3.0, seeds=2, t1=4.0, save_every=1.0,
         observables=names, attention=attention, rtol=1e-11, atol=1e-11, dtype="float64", progress=False,
