@@ -3,6 +3,8 @@ results. Seeds are fixed, so the statistical checks are deterministic; each boun
 stated in standard errors of the sample mean."""
 
 import diffrax
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 import scipy.special
@@ -52,6 +54,20 @@ def test_noise_zero_is_the_ode_and_the_same_key_gives_the_same_paths():
     np.testing.assert_array_equal(a.theta, b.theta)
     assert float(np.max(np.abs(a.theta - c.theta))) > 1e-3
     assert float(np.max(np.abs(a.r - ode.r))) > 0  # the radii follow their ODE, driven by noisy directions
+
+
+def test_keys_per_trajectory_make_each_path_independent_of_its_batch():
+    """key= one key or integer seed per trajectory: trajectory b has the paths of
+    key[b] alone, bit for bit, whatever else is in the batch (what makes sweeps over
+    noise independent of their chunking)."""
+    x0 = particles.init.uniform_sphere(0, 5, 3, batch=4)
+    kw = dict(beta=1.0, t1=1.0, ts=[0.5, 1.0], step_size=0.05, noise=0.2)
+    whole = particles.simulate(x0, "post", key=[10, 11, 12, 13], **kw).theta
+    np.testing.assert_array_equal(particles.simulate(x0[2], "post", key=12, **kw).theta, whole[2])
+    keys = jax.vmap(jax.random.key)(jnp.arange(10, 14))
+    np.testing.assert_array_equal(particles.simulate(x0, "post", key=keys, **kw).theta, whole)
+    with pytest.raises(ValueError, match=r"key has shape \(2,\); give one key, or one per trajectory"):
+        particles.simulate(x0, "post", key=[1, 2], **kw)
 
 
 @pytest.mark.parametrize(
