@@ -7,6 +7,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import scipy.optimize
 import scipy.special
 
 import particles
@@ -41,6 +42,67 @@ def test_noisy_kuramoto_below_and_above_the_threshold():
     assert abs(r_mf - scipy.special.i1(r_mf / D) / scipy.special.i0(r_mf / D)) < 1e-3
     assert abs(_order_parameter(D) - r_mf) < 2 / np.sqrt(256)
     assert _order_parameter(0.75) < 3 / np.sqrt(256)
+
+
+def mean_field_order_parameter(d, D):
+    """The root r > 0 of r = I_{d/2}(r/D)/I_{d/2−1}(r/D) (MODEL.md §10: the von
+    Mises-Fisher stationary states at β = 0), which exists for D < 1/d."""
+    f = lambda r: r - scipy.special.ive(d / 2, r / D) / scipy.special.ive(d / 2 - 1, r / D)
+    return scipy.optimize.brentq(f, 1e-9, 1.0, xtol=1e-14)
+
+
+def _stationary_r(d, D, n=256, seeds=4):
+    """r = |mean_i θ_i| at 16 saves over t in [15, 30] per seed, β = 0, h = 0.1."""
+    x0 = particles.init.uniform_sphere(0, n, d, batch=seeds)
+    ts = np.linspace(15.0, 30.0, 16)
+    traj = particles.simulate(x0, "post", beta=0.0, t1=30.0, ts=ts, noise=D, key=2, step_size=0.1)
+    return np.linalg.norm(np.asarray(traj.theta).mean(-2), axis=-1)
+
+
+@pytest.mark.parametrize(
+    "d, below, above", [(3, 0.2, 0.5), pytest.param(8, 0.08, 0.2, marks=pytest.mark.slow)]
+)
+def test_threshold_at_one_over_d_with_the_mean_field_order_parameter(d, below, above):
+    """β = 0 in any d (MODEL.md §10): incoherence loses stability at D = 1/d.
+
+    Below (D < 1/d) r settles at the mean-field root r = I_{d/2}(r/D)/I_{d/2−1}(r/D)
+    (d = 3, D = 0.2: 0.7259; measured 0.736), within 0.5/√n = 0.031: finite-n
+    fluctuations of r are O(1/√n) and its bias O(1/n). Above, the tokens stay
+    incoherent: linearising, m = mean_i θ_i is an Ornstein-Uhlenbeck process with rate
+    (d − 1)(D − 1/d) and noise 2D(d − 1)/(dn) per component, so E r² = 1/(n(1 − 1/(dD)))
+    (d = 3, D = 0.5: rms 0.108; independent tokens would give 1/√n = 0.0625). The rms
+    over 4 seeds × 16 saves (≈ 20 independent samples, relative error ≈ 9%) must be
+    within 30% of it."""
+    n = 256
+    r_mf = mean_field_order_parameter(d, below)
+    assert abs(_stationary_r(d, below).mean() - r_mf) < 0.5 / np.sqrt(n)
+    rms = np.sqrt(np.mean(_stationary_r(d, above) ** 2))
+    expected = np.sqrt(1 / (n * (1 - 1 / (d * above))))
+    assert abs(rms / expected - 1) < 0.3, (rms, expected)
+
+
+def test_strong_order_one_half_and_weak_order_one_with_constant_steps():
+    """Heun on the lone token (n = 1, d = 3, D = 0.5, T = 1; 8000 paths): steps h = 2^−k,
+    k = 1..4, against h_ref = 2^−6 on the same Brownian paths (one VirtualBrownianTree,
+    exact at the dyadic step times). Strong error sqrt(E|θ_h(T) − θ_ref(T)|²) and weak
+    error E⟨θ_h(T) − θ_ref(T), θ(0)⟩, fitted against h − h_ref: slopes 0.44 (strong
+    order 1/2 for the non-commutative noise P_θ dW; bootstrap std 0.008) and 1.11 (weak
+    order 1; bootstrap std 0.10), asserted within [0.35, 0.6] and [0.75, 1.5]. The
+    reference itself has E⟨θ(T), θ(0)⟩ = e^{−D(d−1)T} within 4 standard errors."""
+    d, D, T, paths = 3, 0.5, 1.0, 8000
+    x0 = np.tile(np.eye(d)[None, :1], (paths, 1, 1))
+    end = lambda h: np.asarray(
+        particles.simulate(x0, "post", beta=1.0, t1=T, ts=[T], noise=D, key=5, step_size=h).theta[:, -1, 0]
+    )
+    ref, ks = end(2.0**-6), np.arange(1, 5)
+    ends = [end(2.0**-k) for k in ks]
+    strong = [np.sqrt(np.mean(np.sum((e - ref) ** 2, axis=-1))) for e in ends]
+    weak = [np.mean(e[:, 0] - ref[:, 0]) for e in ends]
+    log_h = np.log(2.0**-ks - 2.0**-6)
+    strong_order, weak_order = np.polyfit(log_h, np.log(strong), 1)[0], np.polyfit(log_h, np.log(weak), 1)[0]
+    assert 0.35 < strong_order < 0.6, strong
+    assert 0.75 < weak_order < 1.5, weak
+    assert abs(ref[:, 0].mean() - np.exp(-D * (d - 1) * T)) < 4 * ref[:, 0].std() / np.sqrt(paths)
 
 
 def test_noise_zero_is_the_ode_and_the_same_key_gives_the_same_paths():
