@@ -299,6 +299,19 @@ def _check_noise(problem, config):
     return problem.noise
 
 
+def _shard(coords, r0, att, key, sharding):
+    """The batch spread over the devices of ``sharding`` (None: as it is), padded with
+    copies of the first trajectories, per-trajectory Brownian keys with it. Returns
+    (coords, r0, attention, key, the unpadded batch size or None)."""
+    if sharding is None:
+        return coords, r0, att, key, None
+    per_trajectory = key is not None and key.ndim > 0
+    arrays = [coords, r0, att.beta, *([key] if per_trajectory else [])]
+    (coords, r0, beta, *keys), size = shard_batch(arrays, sharding)
+    att = eqx.tree_at(lambda a: a.beta, att, beta)
+    return coords, r0, att, keys[0] if per_trajectory else key, size
+
+
 def integrate(problem: Problem, config: SolveConfig) -> RawSolution:
     """Solve ``problem`` as ``config`` says; see :func:`particles.simulate` for the
     failure rules (a single trajectory raises :class:`SimulationError`; in a batch the
@@ -314,14 +327,8 @@ def integrate(problem: Problem, config: SolveConfig) -> RawSolution:
         coords, r0, chart = initial_state(problem.x0, problem.scheme.sphere_bound, span)
         jumps = problem.jump_times()
         jumps = jnp.asarray(jumps, dtype) if jumps and config.adaptive else None
-        att, size, key = problem.attention, None, problem.key
         sharding = batch_sharding() if config.shard and batch else None
-        if sharding is not None:
-            per_trajectory = key is not None and key.ndim > 0
-            arrays = [coords, r0, att.beta, *([key] if per_trajectory else [])]
-            (coords, r0, beta, *keys), size = shard_batch(arrays, sharding)
-            att = eqx.tree_at(lambda a: a.beta, att, beta)
-            key = keys[0] if per_trajectory else key
+        coords, r0, att, key, size = _shard(coords, r0, problem.attention, problem.key, sharding)
         scalar = lambda v: None if v is None else jnp.asarray(v, dtype)
         level = scalar(None if config.stop_at_collapse is None else 1 - config.stop_at_collapse)
 

@@ -81,6 +81,30 @@ def test_threshold_at_one_over_d_with_the_mean_field_order_parameter(d, below, a
     assert abs(rms / expected - 1) < 0.3, (rms, expected)
 
 
+def test_threshold_moves_with_beta_to_the_linear_instability_of_the_uniform_state():
+    """β > 0, post (softmax), d = 2: linearised at the uniform measure the softmax drift is
+    the USA one divided by Z = ∫ e^{β⟨θ,y⟩} dσ(y), so by Funk-Hecke the first harmonic
+    grows at rate (d − 1)(D_1(β) − D), D_1(β) = I_{d/2}(β)/(β I_{d/2−1}(β)) (β = 2:
+    0.3489). At D = 1.3 D_1 = 0.4535 < 1/2, ordered at β = 0 (mean field r = 0.42), the
+    tokens are incoherent with E r² = 1/(n(1 − D_1/D)) (rms 0.130; measured 0.113, within
+    30% as in the β = 0 test); at D = 0.7 D_1 they order (r = 0.57 measured; > 0.4 asserted,
+    10 times the incoherent rms at n = 256 ≈ 1/16 · 0.7)."""
+    d, beta, n = 2, 2.0, 256
+    d1 = scipy.special.ive(d / 2, beta) / (beta * scipy.special.ive(d / 2 - 1, beta))
+    assert mean_field_order_parameter(d, 1.3 * d1) > 0.3  # β = 0 would be ordered there
+    x0 = particles.init.uniform_sphere(0, n, d, batch=4)
+    ts = np.linspace(15.0, 30.0, 16)
+    r = lambda D: np.linalg.norm(
+        np.asarray(
+            particles.simulate(x0, "post", beta=beta, t1=30.0, ts=ts, noise=D, key=2, step_size=0.1).theta
+        ).mean(-2),
+        axis=-1,
+    )
+    rms = np.sqrt(np.mean(r(1.3 * d1) ** 2))
+    assert abs(rms / np.sqrt(1 / (n * (1 - 1 / 1.3))) - 1) < 0.3, rms
+    assert r(0.7 * d1).mean() > 0.4
+
+
 def test_strong_order_one_half_and_weak_order_one_with_constant_steps():
     """Heun on the lone token (n = 1, d = 3, D = 0.5, T = 1; 8000 paths): steps h = 2^−k,
     k = 1..4, against h_ref = 2^−6 on the same Brownian paths (one VirtualBrownianTree,
