@@ -11,6 +11,7 @@ import scipy.optimize
 import scipy.special
 
 import particles
+from particles._problem import brownian_keys
 
 
 @pytest.mark.parametrize("d, D", [(2, 0.5), (3, 0.25), (8, 0.1)])
@@ -150,8 +151,11 @@ def test_keys_per_trajectory_make_each_path_independent_of_its_batch():
     kw = dict(beta=1.0, t1=1.0, ts=[0.5, 1.0], step_size=0.05, noise=0.2)
     whole = particles.simulate(x0, "post", key=[10, 11, 12, 13], **kw).theta
     np.testing.assert_array_equal(particles.simulate(x0[2], "post", key=12, **kw).theta, whole[2])
-    keys = jax.vmap(jax.random.key)(jnp.arange(10, 14))
-    np.testing.assert_array_equal(particles.simulate(x0, "post", key=keys, **kw).theta, whole)
+    keys = jax.vmap(jax.random.key)(jnp.arange(10, 14))  # typed keys: the same as their seeds
+    np.testing.assert_array_equal(
+        jax.random.key_data(brownian_keys(keys, (4,))),
+        jax.random.key_data(brownian_keys([10, 11, 12, 13], (4,))),
+    )
     with pytest.raises(ValueError, match=r"key has shape \(2,\); give one key, or one per trajectory"):
         particles.simulate(x0, "post", key=[1, 2], **kw)
 

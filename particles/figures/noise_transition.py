@@ -33,6 +33,7 @@ import xarray as xr
 
 import particles
 
+from .._trajectory import atomic_path
 from ._common import pyplot, sweep_store, write_outputs
 
 SIZES = {
@@ -134,7 +135,8 @@ def phase(out_dir, size, cfg):
     n, out = cfg["phase_n"], []
     cluster = os.path.join(out_dir, f".noise_transition-{size}-cluster.npy")
     os.makedirs(out_dir, exist_ok=True)
-    np.save(cluster, np.tile(np.eye(2)[:1], (n, 1)))  # every token at e_1
+    with atomic_path(cluster, ".npy") as tmp:
+        np.save(tmp, np.tile(np.eye(2)[:1], (n, 1)))  # every token at e_1
     ratios = np.asarray(cfg["ratios"])
     try:
         for start, init in (("spread", "uniform"), ("clustered", cluster)):
