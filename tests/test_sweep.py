@@ -12,6 +12,7 @@ from helpers import files, run, same
 import particles
 from particles import _sweep
 from particles.analysis import crossing_time
+from particles.cli import main
 
 
 def test_equiangular_sweep_matches_reduced_model(tmp_path):
@@ -168,13 +169,16 @@ def test_sweep_observables_equal_simulate_then_observe(tmp_path):
 NOISY = dict(beta=[0.0, 1.0], noise=[0.0, 0.3], step_size=0.1, seeds=[1, 2], t1=2.0)
 
 
-def test_noise_axis_resumes_bit_identical_and_keys_the_paths_by_seed(tmp_path):
+def test_noise_axis_resumes_bit_identical_and_keys_the_paths_by_seed(tmp_path, capsys):
     """noise as a swept axis (MODEL.md §10): killed and resumed, or cut into other chunk
     sizes, the store is bit-identical; seed s has the Brownian paths of
     jax.random.key(s) whatever other seeds share its solve, so each grid point is
     simulate(x0_s, noise=D, key=s) alone; D = 0 is the ODE with the same Heun steps."""
     whole = run(tmp_path / "whole", chunk_size=1, **NOISY)
     assert dict(whole.sizes) == {"beta": 2, "noise": 2, "seed": 2, "time": 5}
+    assert main(["info", str(tmp_path / "whole")]) == 0
+    out = capsys.readouterr().out
+    assert "noise: 2 (0, 0.3)" in out and "step_size 0.1, Heun" in out
 
     class Killed(Exception):
         pass
