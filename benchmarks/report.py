@@ -7,6 +7,7 @@ from common import Machine, MatmulRates
 from ensemble import EnsembleResult, Solve
 from large_n import LargeNResult
 from layers import LayersResult
+from noise import NoiseResult
 from startup import StartupResult
 from throughput import FieldTiming, ThroughputResult
 
@@ -220,6 +221,30 @@ def layers_lines(r: LayersResult) -> list[str]:
     ]
 
 
+def noise_target_line(r: NoiseResult) -> str:
+    return (
+        f"| noisy flow (SDE), n = {r.n} blockwise on the {'CPU' if r.block_size < r.n else 'device'} | "
+        f"{r.sde_step_s:.3g} s per Heun step (blocks of {r.block_size}; {r.ode_step_s:.3g} s without noise) |"
+    )
+
+
+def noise_lines(r: NoiseResult) -> list[str]:
+    """Section (f): the noisy flow at mean-field scale."""
+    return [
+        f"## (f) Noisy flow: n = {r.n}, d = {r.d}, post, beta = {r.beta:g}, D = {r.noise:g}, "
+        f"{r.steps} Heun steps of h = {r.step_size:g}, float32",
+        "",
+        "| measured | time per step | whole call |",
+        "|---|---|---|",
+        f"| `particles.simulate` with noise (VirtualBrownianTree paths) | **{r.sde_step_s:.3g} s** | "
+        f"{r.sde_s:.3g} s |",
+        f"| the same with noise=0 (the ODE, same steps) | {r.ode_step_s:.3g} s | {r.ode_s:.3g} s |",
+        "",
+        f"The field runs in row blocks of {r.block_size} queries (`particles.auto_block_size`); after the "
+        f"steps max ||θ_i| − 1| = {r.sphere_error:.1e}.",
+    ]
+
+
 def other_machines(folder) -> list[str]:
     """The RESULTS-*.md files in ``folder`` (runs on other machines, e.g. a GPU), with
     their headings one level down, to be appended to RESULTS.md."""
@@ -242,6 +267,7 @@ def render(
     large_n: LargeNResult,
     startup: StartupResult,
     layers: LayersResult | None = None,
+    noise: NoiseResult | None = None,
     appendix: list[str] = (),
 ) -> str:
     """The whole of RESULTS.md; ``appendix``: lines after the sections (other machines)."""
@@ -259,6 +285,7 @@ def render(
         "",
         *summary_lines(ensemble, throughput, large_n, startup),
         *([] if layers is None else [layers_target_line(layers)]),
+        *([] if noise is None else [noise_target_line(noise)]),
         "",
     ]
     sections = [
@@ -267,6 +294,7 @@ def render(
         large_n_lines(large_n),
         startup_lines(startup),
         *([] if layers is None else [layers_lines(layers)]),
+        *([] if noise is None else [noise_lines(noise)]),
     ]
     body = [line for lines in sections for line in [*lines, ""]]
     return "\n".join(head + body + list(appendix)) + "\n"

@@ -86,6 +86,8 @@ def _sweep_info(path) -> str:
         f"rtol {solve.get('rtol', float('nan')):g}",
         f"atol {solve.get('atol', float('nan')):g}",
     ]
+    if "step_size" in solve:  # constant steps (noise: the Heun SDE solver)
+        settings.append(f"step_size {solve['step_size']:g}" + (", Heun" if "noise" in cfg["axes"] else ""))
     if cfg.get("stop_at_collapse"):
         settings.append("stop at collapse")
     ts = cfg["ts"]

@@ -22,6 +22,7 @@ import jax.numpy as jnp
 import lineax as lx
 import numpy as np
 import optimistix as optx
+from jaxtyping import ArrayLike, Float
 
 from ._chart import AbstractChart, AmbientChart, SpanChart
 from ._config import SolveConfig, save_times
@@ -107,14 +108,46 @@ def diffusion(t, y, args):
     return lx.FunctionLinearOperator(act, jax.eval_shape(lambda: y))
 
 
+class PerTrajectoryBrownian(diffrax.AbstractBrownianPath):
+    """Independent Brownian paths, one per trajectory of a batch: trajectory b's path is
+    the ``diffrax.VirtualBrownianTree`` of ``keys[b]`` with the state shape of one
+    trajectory, so it does not depend on which other trajectories share the solve
+    (nor on the batch size, the chunking of a sweep, or the padding of a sharded batch)."""
+
+    t0: Float[ArrayLike, ""]
+    t1: Float[ArrayLike, ""]
+    tol: Float[ArrayLike, ""]
+    keys: jax.Array  # (*batch,) jax.random keys
+    shape: tuple = eqx.field(static=True)  # ShapeDtypeStructs of one trajectory's state
+    levy_area: type = eqx.field(static=True, default=diffrax.BrownianIncrement)
+
+    def evaluate(self, t0, t1=None, left=True, use_levy=False):
+        def one(key):
+            tree = diffrax.VirtualBrownianTree(self.t0, self.t1, tol=self.tol, shape=self.shape, key=key)
+            return tree.evaluate(t0, t1, left, use_levy)
+
+        for _ in range(self.keys.ndim):
+            one = jax.vmap(one)
+        return one(self.keys)
+
+
+def brownian_path(y0, key, t0, t1, tol):
+    """The Brownian paths W of a solve from ``key``: one VirtualBrownianTree over the
+    whole state for a single key, one per trajectory for keys of the batch shape."""
+    batch = key.ndim
+    shape = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape[batch:], a.dtype), y0)
+    if batch == 0:
+        return diffrax.VirtualBrownianTree(t0, t1, tol=tol, shape=shape, key=key)
+    return PerTrajectoryBrownian(t0, t1, tol, key, shape)
+
+
 def _terms(y0, noise, key, t0, t1, step_size):
-    """The ODE term, and with noise the Brownian control term (a VirtualBrownianTree from
-    ``key``, resolved to a hundredth of a step)."""
+    """The ODE term, and with noise the Brownian control term (paths from ``key``,
+    resolved to a hundredth of a step)."""
     drift = diffrax.ODETerm(vector_field)
     if noise is None:
         return drift
-    shape = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), y0)
-    bm = diffrax.VirtualBrownianTree(t0, t1, tol=step_size / 100, shape=shape, key=key)
+    bm = brownian_path(y0, key, t0, t1, step_size / 100)
     return diffrax.MultiTerm(drift, diffrax.ControlTerm(diffusion, bm))
 
 
@@ -177,13 +210,15 @@ def _valid_saves(lift, r):
     return jnp.all(jnp.isfinite(lift), axis=-1) & jnp.isfinite(r) & (r > 0)
 
 
-def _retry_each(y0, att, solve):
-    """Solve every trajectory of a failed batch on its own (its own step budget):
-    (lift, r) with the time axis first, status (batch), and the steps taken."""
+def _retry_each(y0, att, key, solve):
+    """Solve every trajectory of a failed batch on its own (its own step budget; with
+    per-trajectory Brownian keys, its own paths): (lift, r) with the time axis first,
+    status (batch), and the steps taken."""
     batch = att.beta.shape
     lifts, rs, status, steps = [], [], [], 0
     for idx in np.ndindex(*batch):
-        sol = solve((y0[0][idx], y0[1][idx]), eqx.tree_at(lambda a: a.beta, att, att.beta[idx]))
+        own = key[idx] if key is not None and key.ndim else key
+        sol = solve((y0[0][idx], y0[1][idx]), eqx.tree_at(lambda a: a.beta, att, att.beta[idx]), key=own)
         lifts.append(sol.ys[0])
         rs.append(sol.ys[1])
         steps += int(sol.stats["num_steps"])
@@ -264,6 +299,19 @@ def _check_noise(problem, config):
     return problem.noise
 
 
+def _shard(coords, r0, att, key, sharding):
+    """The batch spread over the devices of ``sharding`` (None: as it is), padded with
+    copies of the first trajectories, per-trajectory Brownian keys with it. Returns
+    (coords, r0, attention, key, the unpadded batch size or None)."""
+    if sharding is None:
+        return coords, r0, att, key, None
+    per_trajectory = key is not None and key.ndim > 0
+    arrays = [coords, r0, att.beta, *([key] if per_trajectory else [])]
+    (coords, r0, beta, *keys), size = shard_batch(arrays, sharding)
+    att = eqx.tree_at(lambda a: a.beta, att, beta)
+    return coords, r0, att, keys[0] if per_trajectory else key, size
+
+
 def integrate(problem: Problem, config: SolveConfig) -> RawSolution:
     """Solve ``problem`` as ``config`` says; see :func:`particles.simulate` for the
     failure rules (a single trajectory raises :class:`SimulationError`; in a batch the
@@ -279,21 +327,18 @@ def integrate(problem: Problem, config: SolveConfig) -> RawSolution:
         coords, r0, chart = initial_state(problem.x0, problem.scheme.sphere_bound, span)
         jumps = problem.jump_times()
         jumps = jnp.asarray(jumps, dtype) if jumps and config.adaptive else None
-        att, size = problem.attention, None
         sharding = batch_sharding() if config.shard and batch else None
-        if sharding is not None:
-            (coords, r0, beta), size = shard_batch([coords, r0, att.beta], sharding)
-            att = eqx.tree_at(lambda a: a.beta, att, beta)
+        coords, r0, att, key, size = _shard(coords, r0, problem.attention, problem.key, sharding)
         scalar = lambda v: None if v is None else jnp.asarray(v, dtype)
         level = scalar(None if config.stop_at_collapse is None else 1 - config.stop_at_collapse)
 
         noise = _check_noise(problem, config)
 
-        def solve(y0, att, level=None):
+        def solve(y0, att, level=None, key=key):
             return _solve(
                 y0, (problem.scheme, att), config.solver, ts, scalar(problem.t0), scalar(t1),
                 scalar(config.rtol), scalar(config.atol), scalar(config.step_size), jumps,
-                config.max_steps, config.progress, int(d), level, scalar(noise), problem.key,
+                config.max_steps, config.progress, int(d), level, scalar(noise), key,
             )  # fmt: skip
 
         start = time.perf_counter()
@@ -303,7 +348,7 @@ def integrate(problem: Problem, config: SolveConfig) -> RawSolution:
         num_steps = int(sol.stats["num_steps"])
         retried = status.size > 0 and status.flat[0] != Status.OK and bool(batch)
         if retried:
-            lift, r, status, retry_steps = _retry_each((coords, r0), att, solve)
+            lift, r, status, retry_steps = _retry_each((coords, r0), att, key, solve)
             num_steps += retry_steps
         wall = time.perf_counter() - start
         if status.flat[0] != Status.OK and not batch:

@@ -244,12 +244,13 @@ def make_problem(
             if scheme.scheme.post_normalized(t0):  # the limit starts where the norm's iterates land
                 x = norm.at_layer(0).fixed_point(x)
     record = json.dumps(beta_np.tolist())
-    noise, key = _noise(noise, key, layers)
+    noise, key = _noise(noise, key, layers, batch)
     return Problem(x, scheme, att, t0, t1, record, norm, mlp, layers, residual, noise, key)
 
 
-def _noise(noise, key, layers):
-    """The noise level D ≥ 0 and, for D > 0, the key of the Brownian paths."""
+def _noise(noise, key, layers, batch):
+    """The noise level D ≥ 0 and, for D > 0, the key of the Brownian paths: one key for
+    the whole batch, or one per trajectory (keys or integer seeds of the batch shape)."""
     noise = check_float("noise", noise, nonnegative=True)
     if noise == 0:
         return 0.0, None
@@ -257,7 +258,28 @@ def _noise(noise, key, layers):
         raise ValueError("noise applies to the ODE mode (continuous depth), not to layers=L")
     if key is None:
         raise ValueError("noise > 0 needs key= (an int seed or a jax.random key) for the Brownian paths")
-    return noise, as_key(key)
+    return noise, brownian_keys(key, tuple(batch))
+
+
+def brownian_keys(key, batch: tuple[int, ...]) -> jax.Array:
+    """``key`` as one ``jax.random`` key (from a key or an integer seed), or as an array
+    of keys of shape ``batch``, one per trajectory (from such an array, or from integer
+    seeds s of that shape, each giving ``jax.random.key(s)``)."""
+    legacy = isinstance(key, jax.Array) and key.dtype == jnp.uint32 and key.shape == (2,)  # a raw key
+    if isinstance(key, int | np.integer) or (isinstance(key, jax.Array) and key.ndim == 0) or legacy:
+        return as_key(key)
+    if isinstance(key, jax.Array) and jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key):
+        keys = key
+    else:
+        seeds = np.asarray(key)
+        if not np.issubdtype(seeds.dtype, np.integer):
+            raise ValueError(
+                f"key={key!r} must be a jax.random key, an integer seed, or one of either per trajectory"
+            )
+        keys = jax.vmap(jax.random.key)(jnp.asarray(seeds.ravel())).reshape(seeds.shape)
+    if keys.shape != batch:
+        raise ValueError(f"key has shape {keys.shape}; give one key, or one per trajectory (shape {batch})")
+    return keys
 
 
 def _depth(scheme, d, t0, t1, layers, norm, gamma, bias, ln_eps, mlp, activation, residual, dtype):

@@ -103,7 +103,9 @@ def simulate(
     constant ``step_size``: each direction follows the Stratonovich SDE
     dθ_i = (drift) dt + √(2D) P_θ_i ∘ dW_i, W_i independent Brownian motions in R^d per
     token and trajectory (a diffrax VirtualBrownianTree from ``key``: same key, same
-    paths); radii follow their ODE. The solver defaults to ``diffrax.Heun()`` (converges to
+    paths; ``key`` of the batch shape, keys or integer seeds, gives each trajectory the
+    paths of its own key, whatever else is in the batch); radii follow their ODE. The
+    solver defaults to ``diffrax.Heun()`` (converges to
     the Stratonovich solution; weak order 1). ``noise=0`` is the ODE.
 
     Failures. A single trajectory that does not reach t1 (step budget spent, the state

@@ -211,6 +211,11 @@ def _sweep_parser(sub):
         "--init", default="uniform", help=INIT_HELP + "; a file gives the same tokens to every seed"
     )
     p.add_argument("--attention", default="softmax", help="softmax | usa")
+    p.add_argument(
+        "--noise", default=None,
+        help="noise D of the SDE on the sphere: one value or a list (needs --step-size; paths from each seed)",
+    )  # fmt: skip
+    p.add_argument("--step-size", type=float, default=None, help="constant steps (default: adaptive)")
     p.add_argument("--chunk-size", type=int, default=None, help="(scheme, n, d, beta) units per chunk file")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.add_argument("--out", required=True, help="store folder; rerunning the same command resumes it")
@@ -255,6 +260,8 @@ def _run_sweep(args):
         weights=args.weights,
         heads=args.heads,
         weight_seed=args.weight_seed,
+        noise=None if args.noise is None else _grid("--noise", args.noise),
+        step_size=args.step_size,
         **params,
     )
     if ds.attrs["chunks_resumed"]:

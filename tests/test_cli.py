@@ -133,6 +133,8 @@ def test_cli_sweep_resumes_and_matches_api(tmp_path, capsys):
         (["--beta", "1", "--n", "2:5:3"], "does not fall on integers"),
         (["--beta", "1", "--observables", "cosine"], "unknown observable 'cosine'"),
         (["--beta", "1", "--schemes", "post:pre:2"], "expected START:STOP:COUNT"),
+        (["--beta", "1", "--noise", "0,0.2"], "noise > 0 needs constant steps: give step_size"),
+        (["--beta", "1", "--noise", "0.1,x", "--step-size", "0.1"], "expected START:STOP:COUNT"),
     ],
 )
 def test_cli_bad_input(tmp_path, capsys, args, message):

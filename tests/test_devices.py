@@ -1,5 +1,6 @@
 """The batch axis sharded over two (forced host) devices gives the one-device result: the
-same steps, the same numbers to float64 rounding (bit-identical on the CI machine)."""
+same steps, the same numbers to float64 rounding (bit-identical on the CI machine), with
+noise too (each trajectory's Brownian paths from its own key)."""
 
 import os
 import subprocess
@@ -24,6 +25,13 @@ SCRIPT = textwrap.dedent(
         assert sharded.stats["num_steps"] == single.stats["num_steps"]
         for a, b in ((sharded.theta, single.theta), (sharded.r, single.r)):  # see test_kill_resume
             np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=0, atol=1e-14)
+    # noise with a Brownian key per trajectory: the padding copies take their keys along
+    x0 = particles.init.uniform_sphere(0, 6, 3, batch=batch, dtype=np.float64)
+    kw = dict(beta=1.0, t1=1.0, ts=[1.0], noise=0.2, key=[5, 6, 7], step_size=0.1, dtype=np.float64)
+    sharded = particles.simulate(x0, "post", **kw)
+    single = particles.simulate(x0, "post", shard=False, **kw)
+    assert len(sharded.theta.sharding.device_set) == 2, sharded.theta.sharding
+    np.testing.assert_allclose(np.asarray(sharded.theta), np.asarray(single.theta), rtol=0, atol=1e-14)
     print("identical")
     """
 )

@@ -89,3 +89,36 @@ def test_collapse_rates_tiny(tmp_path, capsys):
     assert table in capsys.readouterr().out
     for scheme in ("post", "pre"):  # one row against beta, one against n
         assert sum(line.split()[0] == scheme for line in table.splitlines() if line.strip()) == 2
+
+
+def test_noise_transition_tiny(tmp_path):
+    """The figure's files, nothing left behind; its exact curves against scipy; the
+    data: coherent below the β = 0 threshold, incoherent above, and pre collapses
+    without noise but not with it."""
+    import scipy.optimize
+    import scipy.special
+
+    from particles.figures import noise_transition as nt
+
+    assert main(["figure", "noise_transition", "--tiny", "--out-dir", str(tmp_path)]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["noise_transition.nc", "noise_transition.png"]
+    assert (tmp_path / "noise_transition.png").stat().st_size > 10_000
+    ds = open_nc(tmp_path / "noise_transition.nc")
+
+    for nu, x in [(1.0, 0.3), (1.5, 2.0), (4.0, 40.0), (16.0, 700.0)]:
+        exact = scipy.special.ive(nu, x) / scipy.special.ive(nu - 1, x)
+        np.testing.assert_allclose(nt.bessel_ratio(nu, x), exact, rtol=1e-12)
+    for d, D in [(2, 0.25), (3, 0.2), (8, 0.08)]:
+        f = lambda r: r - scipy.special.ive(d / 2, r / D) / scipy.special.ive(d / 2 - 1, r / D)
+        np.testing.assert_allclose(
+            nt.mean_field_order_parameter(d, D), scipy.optimize.brentq(f, 1e-9, 1), rtol=1e-9
+        )
+    assert nt.mean_field_order_parameter(3, 0.34)[0] == 0
+    np.testing.assert_allclose(nt.linear_threshold(3, [0.0, 1e-4]), 1 / 3, rtol=1e-8)  # β → 0: 1/d
+    np.testing.assert_allclose(nt.linear_threshold(2, 1.0), scipy.special.i1(1.0) / scipy.special.i0(1.0))
+
+    r = ds["r_beta0"].sel(d=2)  # n = 32: above 1/2 the rms is 1/√(n(1 − 1/(2D)))
+    assert float(r.sel(noise_beta0=0.1).min()) > 0.8 and float(r.sel(noise_beta0=0.7).max()) < 0.5
+    np.testing.assert_allclose(ds["r_mean_field"].sel(d=2, noise_beta0=0.7), 0)
+    final = ds["slow_mean_cosine"].sel(scheme="pre").isel(time=-1)
+    assert float(final.sel(noise_slow=0.0).min()) > 0.9 > float(final.sel(noise_slow=0.03).max()) + 0.3

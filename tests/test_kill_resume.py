@@ -26,6 +26,7 @@ import particles
 
 SWEEP = ["sweep", "--beta", "0:2:4", "--n", "3", "--d", "2", "--seeds", "2", "--t1", "1"]
 SWEEP += ["--save-every", "0.25", "--chunk-size", "1", "--no-progress", "--x64"]
+NOISY = ["--noise", "0.2", "--step-size", "0.1"]  # the SDE (MODEL.md §10): Brownian paths per seed
 
 
 def _env(devices, cache):
@@ -38,32 +39,33 @@ def _env(devices, cache):
     return env
 
 
-def _start(out, devices=1):
-    cmd = [sys.executable, "-m", "particles", *SWEEP, "--out", str(out)]
+def _start(out, devices=1, extra=()):
+    cmd = [sys.executable, "-m", "particles", *SWEEP, *extra, "--out", str(out)]
     env = _env(devices, out.parent.parent / "jax-cache")
     return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
-def _finish(out, devices=1):
-    proc = _start(out, devices)
+def _finish(out, devices=1, extra=()):
+    proc = _start(out, devices, extra)
     _, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err.decode()
     return particles.open_sweep(out)
 
 
-@pytest.fixture(scope="module")
-def reference(tmp_path_factory):
+@pytest.fixture(scope="module", params=[(), NOISY], ids=["ode", "noise"])
+def reference(request, tmp_path_factory):
     """An uninterrupted run on one device, which the kill-and-resume runs (one device)
-    must match bit for bit, checked against the same run on two devices."""
-    folder = tmp_path_factory.mktemp("kill")
+    must match bit for bit, checked against the same run on two devices: the ODE
+    sweep, and the noisy one (each seed's Brownian paths its own, wherever it runs)."""
+    folder, extra = tmp_path_factory.mktemp("kill"), request.param
     start = time.perf_counter()
-    ds = _finish(folder / "reference", devices=1)
+    ds = _finish(folder / "reference", 1, extra)
     wall = time.perf_counter() - start
-    two = _finish(folder / "two-devices", devices=2)
+    two = _finish(folder / "two-devices", 2, extra)
     assert two.attrs["config"] == ds.attrs["config"]
     for name in ds.data_vars:
         np.testing.assert_allclose(two[name].values, ds[name].values, rtol=0, atol=1e-14)
-    return ds, wall
+    return ds, wall, extra
 
 
 def _check_not_corrupt(out):
@@ -89,23 +91,24 @@ def _same(a, b):
 
 
 def _kill_and_resume(tmp_path, reference, kills, seed):
-    ref, wall = reference
+    ref, wall, extra = reference
     out = tmp_path / "killed"
     rng = random.Random(seed)
     for _ in range(kills):
-        proc = _start(out)
+        proc = _start(out, 1, extra)
         time.sleep(rng.uniform(0, wall))
         proc.send_signal(signal.SIGKILL)
         proc.communicate()
         _check_not_corrupt(out)
-    final = _finish(out)
+    final = _finish(out, 1, extra)
     _check_not_corrupt(out)
     assert not [n for n in os.listdir(out) if n.startswith(".tmp-")]  # stray temporaries cleaned
     _same(final, ref)
 
 
 def test_sigkill_three_times_then_resume(tmp_path, reference):
-    _kill_and_resume(tmp_path, reference, kills=3, seed=0)
+    noisy = bool(reference[2])  # the noisy sweep: one kill (its fixture has run it on two devices)
+    _kill_and_resume(tmp_path, reference, kills=1 if noisy else 3, seed=0)
 
 
 @pytest.mark.slow

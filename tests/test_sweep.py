@@ -6,15 +6,17 @@ import json
 import logging
 import os
 
+import diffrax
 import jax
 import numpy as np
-import xarray as xr
 import pytest
+import xarray as xr
 from helpers import files, run, same
 
 import particles
 from particles import _sweep
 from particles.analysis import crossing_time
+from particles.cli import main
 
 
 def test_equiangular_sweep_matches_reduced_model(tmp_path):
@@ -235,3 +237,56 @@ def _capture_compiles():
         yield names
     finally:
         logger.removeHandler(handler)
+
+
+NOISY = dict(beta=[0.0, 1.0], noise=[0.0, 0.3], step_size=0.1, seeds=[1, 2], t1=2.0)
+
+
+def test_noise_axis_resumes_bit_identical_and_keys_the_paths_by_seed(tmp_path, capsys):
+    """noise as a swept axis (MODEL.md §10): killed and resumed, or cut into other chunk
+    sizes, the store is bit-identical; seed s has the Brownian paths of
+    jax.random.key(s) whatever other seeds share its solve, so each grid point is
+    simulate(x0_s, noise=D, key=s) alone; D = 0 is the ODE with the same Heun steps."""
+    whole = run(tmp_path / "whole", chunk_size=1, **NOISY)
+    assert dict(whole.sizes) == {"beta": 2, "noise": 2, "seed": 2, "time": 5}
+    assert main(["info", str(tmp_path / "whole")]) == 0
+    out = capsys.readouterr().out
+    assert "noise: 2 (0, 0.3)" in out and "step_size 0.1, Heun" in out
+
+    class Killed(Exception):
+        pass
+
+    def kill_after_one(done, total):
+        if done == 1:
+            raise Killed
+
+    with pytest.raises(Killed):
+        run(tmp_path / "killed", chunk_size=1, on_chunk=kill_after_one, **NOISY)
+    same(run(tmp_path / "killed", **NOISY), whole)
+    same(run(tmp_path / "three", chunk_size=3, **NOISY), whole)
+
+    x0 = particles.init.uniform_sphere(2, 4, 4, dtype=np.float64)
+    kw = dict(beta=1.0, t1=2.0, ts=whole.time.values, step_size=0.1, solver=diffrax.Heun())
+    for D in (0.0, 0.3):
+        traj = particles.simulate(x0, "post", noise=D, key=2, **kw)
+        np.testing.assert_allclose(
+            whole.mean_cosine.sel(beta=1.0, noise=D, seed=2), particles.analysis.mean_cosine(traj.theta),
+            rtol=0, atol=1e-14,
+        )  # fmt: skip
+    noisy = whole.mean_cosine.sel(noise=0.3).values
+    assert np.abs(noisy - whole.mean_cosine.sel(noise=0.0).values)[..., 1:].min() > 1e-4
+
+
+@pytest.mark.parametrize(
+    "kw, match",
+    [
+        (dict(step_size=None), "noise > 0 needs constant steps: give step_size"),
+        (dict(noise=[-0.1, 0.3]), "noise=-0.1 must be non-negative"),
+        (dict(noise=[0.3, 0.3]), "repeated value"),
+        (dict(layers=4), "not to layers=L"),
+    ],
+)
+def test_bad_noise_axis_is_refused(tmp_path, kw, match):
+    with pytest.raises(ValueError, match=match) as info:
+        run(tmp_path / "s", **{**NOISY, **kw})
+    assert "\n" not in str(info.value) and not (tmp_path / "s").exists()

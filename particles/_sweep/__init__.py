@@ -1,6 +1,7 @@
 """Parameter sweeps written chunk by chunk to a resumable store on disk.
 
-A sweep is a grid over scheme, scheme parameters (tau, alpha), n, d, beta and seed.
+A sweep is a grid over scheme, scheme parameters (tau, alpha), n, d, beta, seed and,
+where given, layers and noise.
 The work is split into *units*: one (scheme, parameters, n, d, beta) with all its
 seeds, solved by one :func:`particles.simulate` call (the seeds batched into one
 compiled solve; all units of the same (scheme, parameters, n, d) share one compile,
@@ -68,6 +69,8 @@ def sweep(
     heads=1,
     weight_seed=0,
     gram=False,
+    noise=None,
+    step_size=None,
     **scheme_params,
 ):
     """Run a grid of simulations and return its observables as an ``xarray.Dataset``.
@@ -99,6 +102,14 @@ def sweep(
     a Kaiming GELU MLP), ``residual`` and random weights ``weights`` ("kaiming",
     "gaussian", "goe") with ``heads`` and ``weight_seed`` are fixed settings of the
     whole sweep, the same weights for every unit of the same d.
+
+    Noise (MODEL.md §10): ``noise`` (a value or a list, then the axis ``noise``) solves
+    the Stratonovich SDE dθ_i = (drift) dt + √(2D) P_θ_i ∘ dW_i with ``diffrax.Heun()``
+    (for D = 0 too: the same solver along the axis) and constant ``step_size`` (needed for
+    D > 0; without noise it gives constant steps to the ODE). Seed s draws its Brownian
+    paths from ``jax.random.key(s)``, one VirtualBrownianTree per trajectory: the same
+    paths for every beta and D of the grid, and, as everything else, bit-identical for
+    any chunking and across resumes.
 
     Where the flow closes on the Gram matrix (MODEL.md §8: the ODE with Q = K = V = I,
     the projection norm, no MLP or noise, and a speed scheme; :attr:`Problem.closes_on_gram`)
@@ -136,6 +147,8 @@ def sweep(
         max_steps=max_steps,
         gram=gram,
         layers=layers,
+        noise=noise,
+        step_size=step_size,
         model=dict(
             norm=norm, mlp=mlp, residual=residual, weights=weights, heads=heads, weight_seed=weight_seed
         ),

@@ -50,6 +50,8 @@ def sweep_config(**kw):
     axes["beta"] = _axis("beta", kw["beta"], check_float)
     if kw.get("layers") is not None:  # discrete depth (absent: the ODE, as in earlier stores)
         axes["layers"] = _axis("layers", kw["layers"], lambda k, v: check_int(k, v, minimum=1))
+    if kw.get("noise") is not None:  # the SDE of MODEL.md §10 (absent: the ODE, as in earlier stores)
+        axes["noise"] = _axis("noise", kw["noise"], lambda k, v: check_float(k, v, nonnegative=True))
     seeds = kw["seeds"]
     if isinstance(seeds, (int, np.integer)) and not isinstance(seeds, bool):
         seeds = list(range(check_int("seeds", seeds, minimum=1)))
@@ -66,7 +68,11 @@ def sweep_config(**kw):
     cfg.update(delta=delta, stop_at_collapse=bool(kw["stop_at_collapse"]), init=init.check_spec(kw["init"]))
     cfg["dtype"] = check_dtype(kw["dtype"]).name
     solve = SolveConfig(
-        rtol=kw["rtol"], atol=kw["atol"], max_steps=kw["max_steps"], gram=kw.get("gram", False)
+        rtol=kw["rtol"],
+        atol=kw["atol"],
+        max_steps=kw["max_steps"],
+        step_size=kw.get("step_size"),
+        gram=kw.get("gram", False),
     )
     cfg["solve"] = {
         "attention": kw["attention"],
@@ -75,6 +81,13 @@ def sweep_config(**kw):
         "max_steps": solve.max_steps,
         **({"gram": True} if solve.gram else {}),  # absent by default: stores written before it resume
     }
+    if solve.step_size is not None:  # constant steps (absent: adaptive, as in earlier stores)
+        cfg["solve"]["step_size"] = solve.step_size
+    if any(axes.get("noise", ([0.0],))[0]):
+        if solve.step_size is None:
+            raise ValueError("noise > 0 needs constant steps: give step_size")
+        if "layers" in axes:
+            raise ValueError("noise applies to the ODE mode (continuous depth), not to layers=L")
     model = _model(kw.get("model") or {})
     if model:
         cfg["model"] = model
@@ -82,11 +95,11 @@ def sweep_config(**kw):
 
 
 def units_of(cfg):
-    """The distinct units (scheme, params, n, d, beta, layers) of the grid, and for every grid
+    """The distinct units (scheme, params, n, d, beta, layers, noise) of the grid, and for every grid
     point (in the order of the axes, seed excluded) the index of its unit. A scheme
     parameter that a scheme does not take does not make new units for it."""
     axes = {k: v["values"] for k, v in cfg["axes"].items() if k != "seed"}
-    params = [k for k in axes if k not in ("scheme", "n", "d", "beta", "layers")]
+    params = [k for k in axes if k not in ("scheme", "n", "d", "beta", "layers", "noise")]
     units, index = [], {}
     grid = np.empty([len(v) for v in axes.values()], dtype=np.int64)
     for pos in itertools.product(*(range(len(v)) for v in axes.values())):
@@ -99,6 +112,7 @@ def units_of(cfg):
             point["d"],
             point["beta"],
             point.get("layers"),
+            point.get("noise"),
         )
         if unit not in index:
             index[unit] = len(units)

@@ -1,4 +1,4 @@
-"""One unit of a sweep (a (scheme, parameters, n, d, beta) with all its seeds, one
+"""One unit of a sweep (a (scheme, parameters, n, d, beta, layers, noise) with all its seeds, one
 solve) and one chunk of units, as pure functions: they run in this process or on a
 Dask worker and write nothing."""
 
@@ -6,6 +6,7 @@ import functools
 import math
 import warnings
 
+import diffrax
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -15,6 +16,7 @@ from .._config import SolveConfig, save_times
 from .._gram import observe_gram
 from .._integrate import integrate
 from .._problem import make_problem, precision
+from .._solver import UnrolledTsit5
 from .._status import SimulationWarning, Status
 from ..schemes import get_scheme
 from ..sphere import normalize
@@ -49,7 +51,7 @@ def solve_unit(cfg, unit):
     """One simulate call for a unit: observables (seed, time), NaN after a stop and
     where a failed seed has no state; collapse times (seed), NaN for a failed seed; the
     seeds' status (0 ok, see :class:`particles.Trajectory`); the stop time."""
-    scheme, params, n, d, beta, layers = unit
+    scheme, params, n, d, beta, layers, noise = unit
     dtype = jnp.dtype(cfg["dtype"])
     seeds, ts = cfg["axes"]["seed"]["values"], np.asarray(cfg["ts"])
     x0 = _initial_tokens(cfg["init"], tuple(seeds), n, d, dtype.name)
@@ -57,15 +59,22 @@ def solve_unit(cfg, unit):
     problem = make_problem(
         x0, get_scheme(scheme, **dict(params)), beta=beta, t0=cfg["t0"], t1=cfg["t1"], dtype=dtype,
         attention=cfg["solve"]["attention"], layers=layers, **_model_arguments(cfg, d, layers, dtype),
+        **_noise_arguments(noise, seeds),
     )  # fmt: skip
     config = SolveConfig(
         ts=ts, stop_at_collapse=delta if cfg["stop_at_collapse"] else None,
+        solver=diffrax.Heun() if "noise" in cfg["axes"] else None,  # Stratonovich; for D = 0 too
         **{k: v for k, v in cfg["solve"].items() if k != "attention"},
     )  # fmt: skip
     names = analysis.check_observables(cfg["observables"])
     if "energy" in names:
         analysis.check_energy_beta(beta)  # under jit, beta = 0 would give inf, not an error
-    if problem.closes_on_gram and config.gram:
+    if (
+        problem.closes_on_gram
+        and config.gram
+        and config.adaptive
+        and isinstance(config.solver, UnrolledTsit5)
+    ):
         out = _solve_unit_gram(problem, config, names, delta, dtype)
         if out is not None:
             return out
@@ -128,6 +137,16 @@ def _solve_unit_gram(problem, config, names, delta, dtype):
     out["status"] = status
     out["t_stop"] = np.asarray(obs.t_stop if stopped else problem.t1, dtype=dtype)
     return out
+
+
+def _noise_arguments(noise, seeds) -> dict:
+    """make_problem's noise arguments: D and, for D > 0, one Brownian key per seed,
+    ``jax.random.key(s)`` (the paths of ``particles simulate --seed s --noise D``), so a
+    trajectory's paths depend on its seed only: the same for every beta and D of the
+    grid, whatever the chunking."""
+    if not noise:
+        return {}
+    return {"noise": noise, "key": np.asarray(seeds, dtype=np.int64)}
 
 
 def chunk_dataset(cfg, units, indices):

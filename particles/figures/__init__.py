@@ -17,6 +17,7 @@ FIGURES = (
     "long_context",
     "collapse_rates",
     "layers_vs_ode",
+    "noise_transition",
 )
 SIZES = ("tiny", "quick", "full")
 
