@@ -101,6 +101,9 @@ def solve_unit(cfg, unit):
     return out
 
 
+_crossing_time = jax.jit(analysis.crossing_time)  # one program (op by op: ~0.8 s of compiles)
+
+
 def _solve_unit_gram(problem, config, names, delta, dtype):
     """:func:`solve_unit` by the Gram solve (MODEL.md §8; one compiled program for every
     d, since the state is the n × n chord distances), or ``None`` where it does not
@@ -127,9 +130,7 @@ def _solve_unit_gram(problem, config, names, delta, dtype):
     nonfinite = np.any(made & ~np.isfinite(min_cos), axis=0)
     status = np.where(ok, np.where(nonfinite, Status.NONFINITE, Status.OK), Status.MAX_STEPS).astype(np.int8)
     stopped = len(parts) == 1 and obs.stopped
-    collapse = np.asarray(
-        analysis.crossing_time(ts.astype(dtype), jnp.asarray(min_cos.T.astype(dtype)), 1 - delta)
-    )
+    collapse = np.asarray(_crossing_time(ts.astype(dtype), jnp.asarray(min_cos.T.astype(dtype)), 1 - delta))
     if stopped:
         collapse = np.where(np.isinf(collapse), obs.t_stop, collapse)
     out = {name: np.concatenate([p.values[name] for p in parts], axis=1).T.astype(dtype) for name in names}
