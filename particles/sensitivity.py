@@ -1,0 +1,738 @@
+r"""Sensitivity of the flow and of the layer stack (MODEL.md §9): finite-time Lyapunov
+exponents, gradients of a loss with respect to every depth and every layer's weights,
+and the top of the Hessian spectrum.
+
+Everything here differentiates through the solve :func:`particles.simulate` runs: the
+ODE between save times is the same diffrax solve (:func:`particles._integrate.flow_between`),
+and ``layers=L`` the same layer maps (:func:`particles._layers.apply_layer`). Both are
+seen as a chain of *segments* x_{s+1} = Φ_s(x_s) between the boundaries t_0 < ... < t_S
+(the save times in the ODE mode, one layer each with ``layers``), so that
+
+    DΦ = DΦ_{S−1} ⋯ DΦ_0,       ∂ℓ/∂x_s = DΦ_sᵀ ∂ℓ/∂x_{s+1}.
+
+The state space is the product of unit spheres for sphere-bound schemes (post, ngpt,
+sqrt; with the projection norm in the layer mode), with n(d − 1) tangent directions,
+and R^{n×d} otherwise. Batches (x0 of shape (*batch, n, d), beta broadcast against it)
+are handled one trajectory at a time under ``jax.vmap``, each with its own steps.
+
+References: Benettin, Galgani, Giorgilli, Strelcyn, *Lyapunov characteristic exponents
+for smooth dynamical systems*, Meccanica 15 (1980) (QR re-orthonormalisation); Zhang
+et al., arXiv 2510.09904 (gradient norms per layer); Petrov et al., arXiv 2510.16927
+(Hessian blocks of transformer sublayers); Lanczos, J. Res. NBS 45 (1950).
+"""
+
+import dataclasses
+import math
+from collections.abc import Callable
+
+import diffrax
+import equinox as eqx
+import jax
+import jax.flatten_util
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, ArrayLike, Float
+
+from ._config import SolveConfig, save_times
+from ._integrate import flow_between
+from ._layers import apply_layer, residual_steps
+from ._problem import Problem, make_problem, precision
+from ._validate import check_choice, check_int
+from .sphere import tangent_projection
+
+WRT = ("x0", "Q", "K", "V", "mlp", "gamma", "bias")
+LYAPUNOV_METHODS = ("auto", "jacobian", "qr")
+HESSIAN_METHODS = ("auto", "lanczos", "dense")
+DENSE_MAX = 512  # tangent (or parameter) dimensions up to which "auto" forms the matrix
+_CONFIG_KEYS = ("solver", "rtol", "atol", "step_size", "max_steps", "ts")
+
+
+# -- the problem, one trajectory at a time ----------------------------------------------
+
+
+def _setup(x0, scheme, beta, t1, options) -> tuple[Problem, SolveConfig]:
+    """make_problem and SolveConfig from simulate's keyword arguments (one-line errors)."""
+    options = dict(options)
+    for key in ("key", "stop_at_collapse", "progress", "shard", "reduce_span"):
+        if key in options:
+            raise ValueError(f"{key}= does not apply to the sensitivity functions; drop it")
+    if options.pop("noise", 0.0):
+        raise ValueError(
+            "noise > 0: the sensitivity functions differentiate the ODE or the layers, not the SDE"
+        )
+    config = {k: options.pop(k) for k in _CONFIG_KEYS if k in options}
+    problem = make_problem(x0, scheme, beta=beta, t1=t1, **options)
+    return problem, SolveConfig(**config)
+
+
+def _flat(problem: Problem) -> tuple[Array, Array]:
+    """x0 (B, n, d) and beta (B,) with the batch flattened (B = 1 for no batch)."""
+    n, d = problem.x0.shape[-2:]
+    return problem.x0.reshape(-1, n, d), jnp.reshape(problem.attention.beta, (-1,))
+
+
+def _single(problem: Problem, x0, beta) -> Problem:
+    """The problem of one trajectory (tokens x0 (n, d), scalar beta)."""
+    return eqx.tree_at(lambda p: (p.x0, p.attention.beta), problem, (x0, beta))
+
+
+def _unflatten(problem: Problem, a, lead=0):
+    """Restore the batch shape on axis ``lead`` of a per-trajectory result (B first)."""
+    a = jnp.moveaxis(a, 0, lead)
+    return a.reshape(a.shape[:lead] + problem.batch_shape + a.shape[lead + 1 :])
+
+
+def on_spheres(problem: Problem) -> bool:
+    """Whether the state is a product of unit spheres (n(d − 1) tangent directions):
+    sphere-bound schemes, with the projection norm in the layer mode."""
+    return bool(problem.scheme.sphere_bound and problem.norm.kind == "projection")
+
+
+# -- segments: the maps between boundaries ----------------------------------------------
+
+
+class _Segments(eqx.Module):
+    """The chain x_{s+1} = Φ_s(x_s), s = 0..S−1, between ``times`` (S + 1 boundaries)."""
+
+    times: tuple[float, ...] = eqx.field(static=True)
+    layered: bool = eqx.field(static=True)
+    steps: Array | None  # residual step of each layer (layer mode)
+
+    @property
+    def count(self) -> int:
+        return len(self.times) - 1
+
+    def step(self, problem: Problem, config: SolveConfig, x, s, adjoint=None):
+        """x_{s+1} = Φ_s(x)."""
+        if self.layered:
+            return apply_layer(problem, x, s, self.steps[s])
+        times = jnp.asarray(self.times, x.dtype)
+        return flow_between(problem, config, x, times[s], times[s + 1], adjoint=adjoint)
+
+    def push(self, problem: Problem, config: SolveConfig, x, s, tangents):
+        """(Φ_s(x), DΦ_s(x) V) for tangents V (k, n, d): exact JVPs of a layer; in the ODE
+        mode the variational equation solved alongside the flow."""
+        if self.layered:
+            step = lambda y: apply_layer(problem, y, s, self.steps[s])
+            return jax.vmap(lambda v: jax.jvp(step, (x,), (v,)), out_axes=(None, 0))(tangents)
+        times = jnp.asarray(self.times, x.dtype)
+        return flow_between(problem, config, x, times[s], times[s + 1], tangents=tangents)
+
+
+def _segments(problem: Problem, config: SolveConfig, ts=None) -> _Segments:
+    """Boundaries: every layer with ``layers``; else t0, the save times, t1."""
+    t0, t1 = problem.t0, problem.t1
+    if problem.layers is not None:
+        L = problem.layers
+        steps = jnp.asarray(residual_steps(problem.residual, (t1 - t0) / L, L), problem.dtype)
+        return _Segments(tuple((t0 + np.arange(L + 1) * (t1 - t0) / L).tolist()), True, steps)
+    inner = save_times(t0, t1, config.ts if ts is None else ts)
+    times = np.unique(np.concatenate([[t0], inner, [t1]]))
+    return _Segments(tuple(times.tolist()), False, None)
+
+
+def _chain(problem, config, segs, x, adjoint=None, offsets=None, checkpoint=False):
+    """x_S and the states (S + 1, n, d) along the chain from x; ``offsets`` (S + 1, n, d)
+    are added to each state (their gradient is ∂ℓ/∂x_s)."""
+    offsets = jnp.zeros((segs.count + 1, *x.shape), x.dtype) if offsets is None else offsets
+
+    def body(x, s):
+        x = x + offsets[s]
+        return segs.step(problem, config, x, s, adjoint), x
+
+    body = jax.checkpoint(body) if checkpoint else body
+    last, xs = jax.lax.scan(body, x, jnp.arange(segs.count))
+    last = last + offsets[-1]
+    return last, jnp.concatenate([xs, last[None]])
+
+
+# -- tangent spaces ---------------------------------------------------------------------
+
+
+def tangent_basis(theta: Float[ArrayLike, "n d"]) -> Float[Array, "n dm1 d"]:
+    """An orthonormal basis of each T_{θ_i} S^{d−1}: rows 2..d of the Householder
+    reflection H_i = I − 2uuᵀ/|u|², u = θ_i + sign(θ_{i1}) e_1, which maps θ_i to ∓e_1."""
+    theta = jnp.asarray(theta)
+    d = theta.shape[-1]
+    sign = jnp.where(theta[..., :1] >= 0, 1.0, -1.0).astype(theta.dtype)
+    u = theta + sign * jnp.eye(d, dtype=theta.dtype)[0]
+    H = (
+        jnp.eye(d, dtype=theta.dtype)
+        - 2 * u[..., :, None] * u[..., None, :] / jnp.sum(u * u, -1)[..., None, None]
+    )
+    return H[..., 1:, :]
+
+
+class _Tangent(eqx.Module):
+    """Coordinates of the tangent space at tokens x: c (n, d − 1) ↦ Σ_k c_ik b_ik on the
+    spheres (b_ik from :func:`tangent_basis`), the identity on R^{n×d} otherwise."""
+
+    basis: Array | None  # (n, d − 1, d), or None off the spheres
+
+    @classmethod
+    def at(cls, problem: Problem, x) -> "_Tangent":
+        return cls(
+            tangent_basis(x / jnp.linalg.norm(x, axis=-1, keepdims=True)) if on_spheres(problem) else None
+        )
+
+    def embed(self, c):
+        return c if self.basis is None else jnp.einsum("ik,ikd->id", c, self.basis)
+
+    def coords(self, v):
+        return v if self.basis is None else jnp.einsum("id,ikd->ik", v, self.basis)
+
+    def shape(self, x) -> tuple[int, int]:
+        n, d = x.shape
+        return (n, d) if self.basis is None else (n, d - 1)
+
+    def identity(self, x):
+        """Every coordinate direction, embedded: (N, n, d)."""
+        shape = self.shape(x)
+        eye = jnp.eye(math.prod(shape), dtype=x.dtype).reshape(-1, *shape)
+        return jax.vmap(self.embed)(eye)
+
+
+def tangent_dim(problem: Problem) -> int:
+    n, d = problem.x0.shape[-2:]
+    return n * (d - 1) if on_spheres(problem) else n * d
+
+
+def _to_tangent(problem, x, v):
+    """v projected onto the tangent space at x (the identity off the spheres)."""
+    return tangent_projection(x / jnp.linalg.norm(x, axis=-1, keepdims=True), v) if on_spheres(problem) else v
+
+
+def _check_k(k, dim) -> int:
+    if k is None:
+        return dim
+    k = check_int("k", k, minimum=1)
+    if k > dim:
+        raise ValueError(f"k={k} is out of range: the problem has {dim} directions (1 <= k <= {dim})")
+    return k
+
+
+def _start(problem: Problem, x0):
+    """The initial state: the directions x0/|x0| on the spheres, else x0."""
+    return x0 / jnp.linalg.norm(x0, axis=-1, keepdims=True) if on_spheres(problem) else x0
+
+
+# -- Lyapunov exponents -----------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class LyapunovSpectrum:
+    """Finite-time Lyapunov exponents of the flow map x(t0) ↦ x(t1).
+
+    ``exponents`` (*batch, k), descending: λ_i = log σ_i(DΦ)/(t1 − t0). ``ts`` the
+    boundaries t0 < ... < t1 (the save times; every layer with ``layers``). ``local``
+    (*batch, len(ts), k) or None: the instantaneous exponents at the boundaries, the
+    top eigenvalues of the symmetrised linearisation of the vector field on the
+    tangent space (ODE mode, ``local=True``). ``method`` "jacobian" or "qr";
+    ``config`` the problem as plain values."""
+
+    exponents: Float[ArrayLike, "*batch k"]
+    ts: Float[ArrayLike, " S"]
+    local: Float[ArrayLike, "*batch S k"] | None
+    method: str
+    config: dict
+
+    def to_xarray(self):
+        """An ``xarray.Dataset`` (dims sample, index, time); leading batch dimensions
+        are flattened into ``sample`` (attr ``batch_shape``)."""
+        import json
+
+        import xarray as xr
+
+        ex = np.asarray(self.exponents)
+        batch = ex.shape[:-1]
+        lead = ("sample",) if batch else ()
+        shape = (-1,) if batch else ()
+        data = {"exponents": (lead + ("index",), ex.reshape(shape + ex.shape[-1:]))}
+        if self.local is not None:
+            loc = np.asarray(self.local)
+            data["local"] = (lead + ("time", "index"), loc.reshape(shape + loc.shape[-2:]))
+        attrs = {
+            "method": self.method,
+            "batch_shape": json.dumps(list(batch)),
+            "config": json.dumps(self.config),
+        }
+        return xr.Dataset(data, coords={"time": np.asarray(self.ts, float)}, attrs=attrs)
+
+
+def _qr(W):
+    """Orthonormal rows spanning the rows of W (k, n, d), and the k × k triangle R."""
+    k = W.shape[0]
+    q, r = jnp.linalg.qr(W.reshape(k, -1).T)
+    return q.T.reshape(W.shape), r
+
+
+def _forward_sweep(problem, config, segs, x, Q, orthonormalize=True):
+    """Benettin's sweep: the tangent frame Q (k, n, d) pushed along the chain
+    (:meth:`_Segments.push`), re-orthonormalised by a QR at every boundary. Returns the
+    final frame, Σ_s log|diag R_s| (k), and the states (S + 1, n, d). Without
+    ``orthonormalize``: the frame DΦ Q itself (and zeros)."""
+
+    def body(carry, s):
+        x, Q, logs = carry
+        x1, W = segs.push(problem, config, x, s, Q)
+        W = _to_tangent(problem, x1, W)
+        if not orthonormalize:
+            return (x1, W, logs), x
+        Q1, R = _qr(W)
+        return (x1, Q1, logs + jnp.log(jnp.abs(jnp.diagonal(R)))), x
+
+    init = (x, Q, jnp.zeros(Q.shape[0], x.dtype))
+    (last, Q, logs), xs = jax.lax.scan(body, init, jnp.arange(segs.count))
+    return Q, logs, jnp.concatenate([xs, last[None]])
+
+
+def _qr_exponents(problem, config, segs, x, k, key):
+    """Top-k exponents by Benettin's method from a random tangent frame: (logs, states)."""
+    tangent = _Tangent.at(problem, x)
+    c = jax.random.normal(key, (k, *tangent.shape(x)), x.dtype)
+    Q, _ = _qr(jax.vmap(tangent.embed)(c))
+    _, logs, xs = _forward_sweep(problem, config, segs, x, Q)
+    return logs, xs
+
+
+def _jacobian_exponents(problem, config, segs, x, k):
+    """Top-k exponents from the singular values of the whole tangent Jacobian DΦ U
+    (U an orthonormal basis of the tangent space at x): (log σ (k), states)."""
+    J, _, xs = _forward_sweep(problem, config, segs, x, _Tangent.at(problem, x).identity(x), False)
+    sigma = jnp.linalg.svd(J.reshape(J.shape[0], -1), compute_uv=False)
+    return jnp.log(sigma[:k]), xs
+
+
+def ambient_velocity(problem: Problem, t, x):
+    """dx/dt at tokens x (n, d) of one trajectory: ṙ θ + r θ̇ from the scheme's velocity
+    (r ≡ 1 on the spheres)."""
+    theta = x / jnp.linalg.norm(x, axis=-1, keepdims=True)
+    r = jnp.ones(x.shape[:-1], x.dtype) if problem.scheme.sphere_bound else jnp.linalg.norm(x, axis=-1)
+    dtheta, dr = problem.scheme.velocity(t, theta, r, problem.attention)
+    return dr[..., None] * theta + r[..., None] * dtheta
+
+
+def _local_exponents(problem, t, x, k, key):
+    """The top k eigenvalues of the symmetrised tangent linearisation ½ Uᵀ(DF + DFᵀ)U of
+    the vector field F at x (dense up to :data:`DENSE_MAX` directions, else Lanczos)."""
+    tangent = _Tangent.at(problem, x)
+    shape = tangent.shape(x)
+    F = lambda y: ambient_velocity(problem, t, y)
+    _, pull = jax.vjp(F, x)
+
+    def sym(c):
+        u = tangent.embed(c.reshape(shape))
+        jv = jax.jvp(F, (x,), (u,))[1]
+        return tangent.coords((jv + pull(u)[0]) / 2).reshape(-1)
+
+    dim = math.prod(shape)
+    if dim <= DENSE_MAX:
+        M = jax.vmap(sym)(jnp.eye(dim, dtype=x.dtype))
+        return jnp.linalg.eigvalsh((M + M.T) / 2)[::-1][:k]
+    return lanczos(sym, dim, k, key=key, dtype=x.dtype)[0]
+
+
+def lyapunov(
+    x0: Float[ArrayLike, "*batch n d"],
+    scheme,
+    *,
+    beta,
+    t1: float,
+    k: int | None = None,
+    method: str = "auto",
+    local: bool = False,
+    seed: int = 0,
+    **simulate_options,
+) -> LyapunovSpectrum:
+    r"""Finite-time Lyapunov exponents λ_i = log σ_i(DΦ)/(t1 − t0) of the flow map
+    Φ: x(t0) ↦ x(t1) (MODEL.md §9), all of them or the top ``k``, for every trajectory
+    of the batch; ``simulate_options`` as for :func:`particles.simulate` (``layers=L``:
+    the product of the L layer Jacobians). DΦ is restricted to the tangent space of the
+    state: n(d − 1) directions on the product of unit spheres (sphere-bound schemes;
+    x0 is taken as its directions), n·d on R^{n×d}.
+
+    ``method``: "jacobian" pushes an orthonormal basis of the tangent space along the
+    flow and takes the singular values of the whole tangent Jacobian: exact to the
+    solve's tolerance, but the small σ_i are lost below eps·σ_1 (float32 over long
+    horizons). "qr" (Benettin et al. 1980) pushes a random k-frame instead,
+    re-orthonormalising it by QR at every save time (every layer), so that no exponent
+    is lost to rounding, and sums log|diag R|: these converge to the top k exponents as
+    t1 − t0 grows, with an O(1/(t1 − t0)) offset from the random start frame (their
+    sum is exact: k-volume growth of the frame; with k = all, log|det DΦ|/(t1 − t0)). In the ODE mode
+    the tangents follow the variational equation dV/dt = Df(x) V, integrated alongside
+    the flow with the steps controlled on both (:func:`particles._integrate.flow_between`);
+    with ``layers`` they are exact JVPs of each layer. "auto" is "jacobian" up to
+    :data:`DENSE_MAX` tangent directions and "qr" beyond (docs/sensitivity.md has the
+    timings). ``seed``: the random start frame of "qr". ``local=True`` adds the
+    instantaneous exponents at the save times (ODE mode)."""
+    problem, config = _setup(x0, scheme, beta, t1, simulate_options)
+    check_choice("method", method, LYAPUNOV_METHODS)
+    dim = tangent_dim(problem)
+    k = _check_k(k, dim)
+    if local and problem.layers is not None:
+        raise ValueError("local=True applies to the ODE mode (a vector field); drop it with layers=L")
+    if method == "auto":
+        method = "jacobian" if dim <= DENSE_MAX else "qr"
+    segs = _segments(problem, config)
+    span = problem.t1 - problem.t0
+    with precision(problem.dtype):
+        key = jax.random.key(seed)
+
+        @jax.jit
+        def run(x0, beta):
+            p = _single(problem, x0, beta)
+            x = _start(p, x0)
+            if method == "jacobian":
+                logs, xs = _jacobian_exponents(p, config, segs, x, k)
+            else:
+                logs, xs = _qr_exponents(p, config, segs, x, k, key)
+            ex = jnp.sort(logs)[::-1] / span
+            if not local:
+                return ex, None
+            times = jnp.asarray(segs.times, x.dtype)
+            return ex, jax.vmap(lambda t, y: _local_exponents(p, t, y, k, key))(times, xs)
+
+        ex, loc = jax.vmap(run)(*_flat(problem))
+        ex = _unflatten(problem, ex)
+        loc = None if loc is None else _unflatten(problem, loc)
+    return LyapunovSpectrum(ex, np.asarray(segs.times), loc, method, problem.describe())
+
+
+# -- Lanczos ----------------------------------------------------------------------------
+
+
+def lanczos(matvec: Callable, dim: int, k: int, *, iters: int | None = None, key=None, dtype=None):
+    """The k largest eigenvalues (descending) and their vectors (k, dim) of the symmetric
+    operator ``matvec`` on R^dim, by ``iters`` Lanczos steps (default min(dim, 2k + 30))
+    with full re-orthogonalisation (Gram–Schmidt twice), restarting from a fresh random
+    direction orthogonal to the Krylov basis when it breaks down (an invariant
+    subspace). With iters = dim the tridiagonal matrix is similar to the operator: every
+    eigenvalue, multiplicities included."""
+    iters = min(dim, 2 * k + 30) if iters is None else min(check_int("iters", iters, minimum=k), dim)
+    key = jax.random.key(0) if key is None else key
+    dtype = dtype or jnp.float32
+    tiny = jnp.sqrt(jnp.finfo(dtype).eps)
+
+    def orthogonalize(w, V):
+        for _ in range(2):
+            w = w - V.T @ (V @ w)
+        return w
+
+    def body(j, state):
+        V, alpha, off = state
+        v = V[j]
+        w = matvec(v)
+        a = jnp.vdot(v, w)
+        w = orthogonalize(w, V)
+        b = jnp.linalg.norm(w)
+        fresh = orthogonalize(jax.random.normal(jax.random.fold_in(key, j + 1), (dim,), dtype), V)
+        broke = b <= tiny * jnp.maximum(jnp.abs(a), jnp.linalg.norm(jnp.abs(alpha), jnp.inf) + 1e-30)
+        w = jnp.where(broke, fresh / jnp.linalg.norm(fresh), w / jnp.where(b > 0, b, 1))
+        V = V.at[j + 1].set(jnp.where(j + 1 < iters, w, 0))
+        return V, alpha.at[j].set(a), off.at[j].set(jnp.where(broke, 0, b))
+
+    v0 = jax.random.normal(key, (dim,), dtype)
+    V = jnp.zeros((iters + 1, dim), dtype).at[0].set(v0 / jnp.linalg.norm(v0))
+    init = (V, jnp.zeros(iters, dtype), jnp.zeros(iters, dtype))
+    V, alpha, off = jax.lax.fori_loop(0, iters, body, init)
+    T = jnp.diag(alpha) + jnp.diag(off[:-1], 1) + jnp.diag(off[:-1], -1)
+    theta, S = jnp.linalg.eigh(T)
+    order = jnp.argsort(theta)[::-1][:k]
+    return theta[order], (V[:iters].T @ S[:, order]).T
+
+
+# -- gradients --------------------------------------------------------------------------
+
+
+def _check_loss(loss, problem: Problem):
+    """A callable of the tokens (n, d) returning a scalar, or a one-line ValueError."""
+    if not callable(loss):
+        raise ValueError(f"loss={loss!r} must be a function of the final tokens (n, d) returning a scalar")
+    n, d = problem.x0.shape[-2:]
+    with precision(problem.dtype):
+        out = jax.eval_shape(loss, jax.ShapeDtypeStruct((n, d), problem.dtype))
+    if not hasattr(out, "shape") or out.shape != ():
+        raise ValueError(
+            f"loss must return a scalar; it returned {getattr(out, 'shape', type(out).__name__)}"
+        )
+    return loss
+
+
+def _offset_gradients(problem, config, segs, loss, x0, checkpoint):
+    """∂ℓ/∂x_s (S + 1, n, d) for ℓ = loss(x_S): the gradient with respect to an offset
+    added to each state of the chain (one reverse pass)."""
+
+    def f(offsets):
+        return loss(_chain(problem, config, segs, x0, offsets=offsets, checkpoint=checkpoint)[0])
+
+    return jax.grad(f)(jnp.zeros((segs.count + 1, *x0.shape), x0.dtype))
+
+
+def _batched(problem, fn):
+    """fn(single problem, x0) over the flattened batch, compiled, batch restored."""
+    with precision(problem.dtype):
+        out = jax.jit(jax.vmap(lambda x0, beta: fn(_single(problem, x0, beta), x0)))(*_flat(problem))
+    return out
+
+
+def layer_gradients(
+    x0: Float[ArrayLike, "*batch n d"],
+    scheme,
+    *,
+    loss: Callable,
+    beta,
+    t1: float,
+    layers: int,
+    checkpoint: bool = True,
+    **simulate_options,
+) -> Float[Array, "layers_plus_1 *batch n d"]:
+    """∂ℓ/∂x_l, l = 0..L, for ℓ = ``loss``(x_L) (a JAX function of the output tokens
+    (n, d) returning a scalar): x_l is the input of layer l + 1 (x_0 = x0), through the
+    layer maps of :func:`particles.simulate` with ``layers=L``. Shape (L + 1, *batch, n,
+    d). One reverse pass: DΦ_lᵀ applied from the top, ``checkpoint``: each layer
+    recomputed in the backward pass (``jax.checkpoint``), so only the L + 1 states are
+    kept. The backward-stability profile |∂ℓ/∂x_l| of Zhang et al., arXiv 2510.09904."""
+    problem, config = _setup(x0, scheme, beta, t1, {**simulate_options, "layers": layers})
+    loss = _check_loss(loss, problem)
+    segs = _segments(problem, config)
+    out = _batched(problem, lambda p, x: _offset_gradients(p, config, segs, loss, x, checkpoint))
+    return _unflatten(problem, out, lead=1)
+
+
+def gradients(
+    x0: Float[ArrayLike, "*batch n d"],
+    scheme,
+    *,
+    loss: Callable,
+    beta,
+    t1: float,
+    ts=None,
+    **simulate_options,
+) -> Float[Array, "T *batch n d"]:
+    """The adjoint ∂ℓ/∂x(t) at the save times ``ts`` (default: those of
+    :func:`particles.simulate`) for ℓ = ``loss``(x(t1)), in the ODE mode: one reverse
+    pass through the solves between save times (diffrax's recursive checkpointing).
+    Shape (T, *batch, n, d); on the spheres the component along each θ_i is that of
+    the lifted coordinates (the flow divides by |x_i| first)."""
+    if simulate_options.get("layers") is not None:
+        raise ValueError("gradients() is the ODE mode; with layers=L use layer_gradients()")
+    problem, config = _setup(x0, scheme, beta, t1, simulate_options)
+    loss = _check_loss(loss, problem)
+    segs = _segments(problem, config, ts)
+    wanted = save_times(problem.t0, problem.t1, ts)
+    index = np.searchsorted(np.asarray(segs.times), wanted)
+    out = _batched(problem, lambda p, x: _offset_gradients(p, config, segs, loss, x, False)[index])
+    return _unflatten(problem, out, lead=1)
+
+
+# -- weights ----------------------------------------------------------------------------
+
+_MLP_NAMES = ("W1", "b1", "W2", "b2")
+
+
+def _weights(problem: Problem, names, materialize=False) -> dict:
+    """The problem's weights by name (Q, K, V, W1, b1, W2, b2, gamma, bias); absent
+    ones left out, or with ``materialize`` given their default value (identity
+    attention weights (1, 1, d, d), γ = 1, b = 0)."""
+    d, dtype = problem.x0.shape[-1], problem.dtype
+    att, mlp, norm = problem.attention, problem.mlp, problem.norm
+    out = {}
+    for name in names:
+        if name in ("Q", "K", "V"):
+            w = getattr(att, name)
+            if w is None and materialize:
+                w = jnp.eye(d, dtype=dtype)[None, None]
+        elif name in _MLP_NAMES:
+            w = None if mlp is None else getattr(mlp, name)
+        else:
+            w = getattr(norm, name)
+            if (
+                w is None
+                and materialize
+                and norm.kind != "projection"
+                and not (name == "bias" and norm.kind == "rmsnorm")
+            ):
+                w = (jnp.ones if name == "gamma" else jnp.zeros)(d, dtype)
+        if w is not None:
+            out[name] = jnp.asarray(w)
+    return out
+
+
+def _with_weights(problem: Problem, weights: dict) -> Problem:
+    """The problem with some weights replaced (identity attention weights given
+    explicitly where the problem had None)."""
+    where = {"Q": lambda p: p.attention.Q, "K": lambda p: p.attention.K, "V": lambda p: p.attention.V,
+             "gamma": lambda p: p.norm.gamma, "bias": lambda p: p.norm.bias}  # fmt: skip
+    for name in _MLP_NAMES:
+        where[name] = lambda p, name=name: getattr(p.mlp, name)
+    for name, w in weights.items():
+        problem = eqx.tree_at(where[name], problem, w, is_leaf=lambda v: v is None)
+    return problem
+
+
+def _layer_axis(problem: Problem, name: str, w) -> bool:
+    """Whether weight ``name`` has a leading axis of one entry per layer."""
+    if name in ("Q", "K", "V"):
+        return w.shape[0] > 1 or problem.layers == 1
+    base = {"gamma": 1, "bias": 1}.get(name, {"W1": 2, "b1": 1, "W2": 2, "b2": 1}.get(name))
+    return w.ndim > base
+
+
+@dataclasses.dataclass(frozen=True)
+class WeightGradients:
+    """∂ℓ/∂w for every weight w of the layers (``grads``: name ↦ array of shape (*batch,
+    *w.shape)) and the per-layer profile ``norms``: sublayer ↦ (*batch, L) Frobenius
+    norms, "Q", "K", "V" (attention), "mlp" (W1, b1, W2, b2 together), "gamma",
+    "bias" (the norm's), for the weights that have one entry per layer."""
+
+    grads: dict
+    norms: dict
+
+
+def weight_gradients(
+    x0: Float[ArrayLike, "*batch n d"], scheme, *, loss: Callable, beta, t1: float, **simulate_options
+) -> WeightGradients:
+    """The gradient of ℓ = ``loss``(x(t1)) with respect to each layer's weights (Q, K,
+    V, the MLP's, γ, b), per trajectory, grouped by layer and sublayer: the "gradient
+    norm per layer" profile of Zhang et al., arXiv 2510.09904. Discrete layers
+    (``layers=L``) or the ODE (weights per unit time)."""
+    problem, config = _setup(x0, scheme, beta, t1, simulate_options)
+    loss = _check_loss(loss, problem)
+    segs = _segments(problem, config)
+    names = ("Q", "K", "V", *_MLP_NAMES, "gamma", "bias")
+    weights = _weights(problem, names)
+
+    def fn(p, x):
+        f = lambda w: loss(
+            _chain(_with_weights(p, w), config, segs, _start(p, x), checkpoint=segs.layered)[0]
+        )
+        return jax.grad(f)(weights)
+
+    grads = {name: _unflatten(problem, g) for name, g in _batched(problem, fn).items()}
+    b = len(problem.batch_shape)
+    per_layer = lambda g: jnp.sqrt(jnp.sum(g.reshape(*g.shape[: b + 1], -1) ** 2, axis=-1))
+    norms = {name: per_layer(g) for name, g in grads.items() if _layer_axis(problem, name, weights[name])}
+    mlp = [norms.pop(name) for name in _MLP_NAMES if name in norms]
+    if mlp:
+        norms["mlp"] = jnp.sqrt(sum(m**2 for m in mlp))
+    return WeightGradients(grads, norms)
+
+
+# -- Hessian spectra --------------------------------------------------------------------
+
+_GROUPS = {"Q": ("Q",), "K": ("K",), "V": ("V",), "mlp": _MLP_NAMES, "gamma": ("gamma",), "bias": ("bias",)}
+
+
+@dataclasses.dataclass(frozen=True)
+class HessianSpectrum:
+    """The top ``k`` eigenvalues (*batch, k), descending, of the Hessian of the loss with
+    respect to ``wrt`` (of ``layer``, or all layers when None), and with
+    ``vectors=True`` the eigenvectors (*batch, k, N) in the flattened coordinates
+    (``jax.flatten_util.ravel_pytree`` of the parameters: x0 (n, d); the arrays of a
+    weight group in the order W1, b1, W2, b2)."""
+
+    eigenvalues: Float[ArrayLike, "*batch k"]
+    vectors: Float[ArrayLike, "*batch k N"] | None
+    wrt: str
+    layer: int | None
+    method: str
+
+
+def _check_parameters(problem: Problem, wrt: str, layer):
+    """Check that the problem has the parameters ``wrt`` names (and ``layer``)."""
+    if wrt == "x0":
+        return None
+    weights = _weights(problem, _GROUPS[wrt], materialize=True)
+    if not weights:
+        need = "an mlp" if wrt == "mlp" else "norm='layernorm' (or 'rmsnorm' for gamma)"
+        raise ValueError(f"wrt={wrt!r}: the problem has no such weights; give {need}")
+    if layer is None:
+        return
+    layered = {name: w for name, w in weights.items() if _layer_axis(problem, name, w)}
+    if not layered:
+        raise ValueError(
+            f"layer={layer}: the {wrt} weights are shared by all layers (no layer axis); drop layer"
+        )
+    size = min(w.shape[0] for w in layered.values())
+    layer = check_int("layer", layer, minimum=0)
+    if layer >= size:
+        raise ValueError(
+            f"layer={layer} is out of range: the {wrt} weights have {size} layers (0..{size - 1})"
+        )
+
+
+def _hessian_loss(problem, config, segs, loss, wrt, layer, x0):
+    """(the flat parameters, ℓ as a function of them) for one trajectory."""
+    adjoint = None if segs.layered else diffrax.DirectAdjoint()  # forward-over-reverse through diffrax
+    run = lambda p, x: loss(_chain(p, config, segs, x, adjoint=adjoint)[0])
+    if wrt == "x0":
+        flat, unravel = jax.flatten_util.ravel_pytree(x0)
+        return flat, lambda v: run(problem, unravel(v))
+    weights = _weights(problem, _GROUPS[wrt], materialize=True)
+    if layer is None:
+        flat, unravel = jax.flatten_util.ravel_pytree(weights)
+        return flat, lambda v: run(_with_weights(problem, unravel(v)), x0)
+    part = {name: w[layer] for name, w in weights.items() if _layer_axis(problem, name, w)}
+    flat, unravel = jax.flatten_util.ravel_pytree(part)
+
+    def f(v):
+        new = {name: weights[name].at[layer].set(w) for name, w in unravel(v).items()}
+        return run(_with_weights(problem, new), x0)
+
+    return flat, f
+
+
+def hessian_spectrum(
+    x0: Float[ArrayLike, "*batch n d"],
+    scheme,
+    *,
+    loss: Callable,
+    wrt: str,
+    k: int,
+    beta,
+    t1: float,
+    layer: int | None = None,
+    vectors: bool = False,
+    method: str = "auto",
+    iters: int | None = None,
+    seed: int = 0,
+    **simulate_options,
+) -> HessianSpectrum:
+    """The top-k eigenvalues (the k largest, descending) of the Hessian of ℓ =
+    ``loss``(x(t1)) with respect to ``wrt``: "x0" (the tokens), "Q", "K", "V", "mlp"
+    (W1, b1, W2, b2), "gamma", "bias" (the norm's), all layers or one ``layer``.
+    Identity attention weights and a default γ = 1, b = 0 are differentiated at those
+    values. "lanczos": ``iters`` Lanczos steps (:func:`lanczos`, default 2k + 30) on
+    Hessian-vector products Hv = ∂_ε ∇ℓ(p + εv) (forward-over-reverse: a JVP of the
+    gradient; diffrax's DirectAdjoint in the ODE mode), never forming the Hessian;
+    "dense": ``jax.hessian`` and its eigendecomposition; "auto": dense when the
+    parameters are no more than the Lanczos steps. The curvature blocks of Petrov et al.,
+    arXiv 2510.16927 (MODEL.md §9)."""
+    problem, config = _setup(x0, scheme, beta, t1, simulate_options)
+    check_choice("wrt", wrt, WRT)
+    check_choice("method", method, HESSIAN_METHODS)
+    if wrt == "x0" and layer is not None:
+        raise ValueError("layer= selects weights; wrt='x0' has none")
+    loss = _check_loss(loss, problem)
+    _check_parameters(problem, wrt, layer)
+    segs = _segments(problem, config)
+    with precision(problem.dtype):
+        x, beta = (a[0] for a in _flat(problem))
+        one = _single(problem, x, beta)
+        dim = jax.eval_shape(lambda: _hessian_loss(one, config, segs, loss, wrt, layer, x)[0]).shape[0]
+    k = _check_k(k, dim)
+    steps = min(dim, 2 * k + 30) if iters is None else min(check_int("iters", iters, minimum=k), dim)
+    if method == "auto":
+        method = "dense" if dim <= steps else "lanczos"
+
+    def fn(p, x):
+        flat, f = _hessian_loss(p, config, segs, loss, wrt, layer, x)
+        if method == "dense":
+            vals, vecs = jnp.linalg.eigh(jax.hessian(f)(flat))
+            return vals[::-1][:k], vecs[:, ::-1][:, :k].T
+        hvp = lambda v: jax.jvp(jax.grad(f), (flat,), (v,))[1]
+        return lanczos(hvp, dim, k, iters=steps, key=jax.random.key(seed), dtype=flat.dtype)
+
+    vals, vecs = _batched(problem, fn)
+    vals = _unflatten(problem, vals)
+    return HessianSpectrum(vals, _unflatten(problem, vecs) if vectors else None, wrt, layer, method)
