@@ -337,7 +337,7 @@ def lyapunov(
     scheme,
     *,
     beta,
-    t1: float,
+    t1,
     k: int | None = None,
     method: str = "auto",
     local: bool = False,
@@ -479,9 +479,9 @@ def layer_gradients(
     x0: Float[ArrayLike, "*batch n d"],
     scheme,
     *,
-    loss: Callable,
+    loss,
     beta,
-    t1: float,
+    t1,
     layers: int,
     checkpoint: bool = True,
     **simulate_options,
@@ -503,9 +503,9 @@ def gradients(
     x0: Float[ArrayLike, "*batch n d"],
     scheme,
     *,
-    loss: Callable,
+    loss,
     beta,
-    t1: float,
+    t1,
     ts=None,
     **simulate_options,
 ) -> Float[Array, "T *batch n d"]:
@@ -590,7 +590,7 @@ class WeightGradients:
 
 
 def weight_gradients(
-    x0: Float[ArrayLike, "*batch n d"], scheme, *, loss: Callable, beta, t1: float, **simulate_options
+    x0: Float[ArrayLike, "*batch n d"], scheme, *, loss, beta, t1, **simulate_options
 ) -> WeightGradients:
     """The gradient of ℓ = ``loss``(x(t1)) with respect to each layer's weights (Q, K,
     V, the MLP's, γ, b), per trajectory, grouped by layer and sublayer: the "gradient
@@ -686,11 +686,11 @@ def hessian_spectrum(
     x0: Float[ArrayLike, "*batch n d"],
     scheme,
     *,
-    loss: Callable,
+    loss,
     wrt: str,
     k: int,
     beta,
-    t1: float,
+    t1,
     layer: int | None = None,
     vectors: bool = False,
     method: str = "auto",
