@@ -258,6 +258,12 @@ class LyapunovSpectrum:
         }
         return xr.Dataset(data, coords={"time": np.asarray(self.ts, float)}, attrs=attrs)
 
+    def save(self, path) -> None:
+        """Write :meth:`to_xarray` as NetCDF; the file appears complete or not at all."""
+        from ._trajectory import write_atomic
+
+        write_atomic(self.to_xarray(), path)
+
 
 def _qr(W):
     """Orthonormal rows spanning the rows of W (k, n, d), and the k × k triangle R."""
@@ -736,3 +742,47 @@ def hessian_spectrum(
     vals, vecs = _batched(problem, fn)
     vals = _unflatten(problem, vals)
     return HessianSpectrum(vals, _unflatten(problem, vecs) if vectors else None, wrt, layer, method)
+
+
+# -- the stability profile of a layer stack ---------------------------------------------
+
+
+def random_readout(key, n: int, d: int, dtype=None) -> Callable:
+    """ℓ(x) = Σ_i ⟨g_i, x_i⟩/(n√d) with g fixed i.i.d. N(0, 1) (``key``: a jax.random key
+    or an int seed): a random linear read-out of the output tokens, the loss of the
+    stability profiles (its gradient at the output has norm ≈ 1/√n)."""
+    from ._validate import as_key, default_dtype
+
+    g = jax.random.normal(as_key(key), (n, d), dtype or default_dtype())
+    return lambda x: jnp.sum(g.astype(x.dtype) * x) / (n * math.sqrt(d))
+
+
+def stability_profile(
+    x0: Float[ArrayLike, "*batch n d"], scheme, *, loss, beta, t1, layers: int, **simulate_options
+):
+    """The depth profile of a layer stack (Zhang et al., arXiv 2510.09904) as an
+    ``xarray.Dataset`` over ``layer`` = 0..L (the input of layer l + 1; L the output):
+    ``hidden_norm`` the mean token norm mean_i |x_l,i|, ``gradient_norm`` |∂ℓ/∂x_l|
+    (Frobenius, :func:`layer_gradients`) and, per layer (``block`` = 1..L),
+    ``grad_Q``, ``grad_K``, ``grad_V``, ``grad_mlp``, ``grad_gamma``, ``grad_bias``:
+    the norms of the gradient with respect to that layer's weights
+    (:func:`weight_gradients`). Leading batch dimensions are flattened into ``sample``."""
+    import xarray as xr
+
+    from ._simulate import simulate
+
+    options = {**simulate_options, "layers": layers}
+    traj = simulate(x0, scheme, beta=beta, t1=t1, **options)
+    hidden = np.moveaxis(np.mean(np.asarray(traj.r), axis=-1), -1, 0)  # (L + 1, *batch)
+    grads = np.asarray(layer_gradients(x0, scheme, loss=loss, beta=beta, t1=t1, **options))
+    gnorm = np.sqrt(np.sum(grads**2, axis=(-1, -2)))
+    weights = weight_gradients(x0, scheme, loss=loss, beta=beta, t1=t1, **options).norms
+    batch = hidden.shape[1:]
+    lead, flat = (("sample",), (-1,)) if batch else ((), ())
+    per_depth = lambda a: (("layer", *lead), np.asarray(a).reshape(a.shape[0], *flat))
+    data = {"hidden_norm": per_depth(hidden), "gradient_norm": per_depth(gnorm)}
+    for name, w in weights.items():
+        w = np.moveaxis(np.asarray(w), -1, 0)
+        data[f"grad_{name}"] = (("block", *lead), w.reshape(w.shape[0], *flat))
+    coords = {"layer": np.arange(layers + 1), "block": np.arange(1, layers + 1)}
+    return xr.Dataset(data, coords=coords, attrs={"scheme": str(scheme), "layers": layers})
