@@ -7,6 +7,7 @@ from common import Machine, MatmulRates
 from ensemble import EnsembleResult, Solve
 from large_n import LargeNResult
 from layers import LayersResult
+from sensitivity import SensitivityResult
 from startup import StartupResult
 from throughput import FieldTiming, ThroughputResult
 
@@ -220,6 +221,36 @@ def layers_lines(r: LayersResult) -> list[str]:
     ]
 
 
+def sensitivity_target_lines(r: SensitivityResult) -> list[str]:
+    return [
+        f"| lyapunov k = {r.k} (n = {r.n}, d = {r.d}, T = {r.T:g}) <= 10x the plain solve | "
+        f"{r.lyapunov_ratio:.0f}x the default solve, {r.lyapunov_ambient_ratio:.0f}x the solve in R^(n x d) |",
+        f"| layer_gradients of {r.layers} layers (n = {r.layers_n}) <= 4x the forward pass | "
+        f"{r.gradients_ratio:.1f}x; peak memory {r.gradients_peak_gb:.2f} GB (forward {r.forward_peak_gb:.2f} GB) |",
+    ]
+
+
+def sensitivity_lines(r: SensitivityResult) -> list[str]:
+    """Section (f): the cost of differentiating through the solve."""
+    return [
+        f"## (f) Sensitivity: Lyapunov exponents (n = {r.n}, d = {r.d}, T = {r.T:g}, k = {r.k}) and layer "
+        f"gradients ({r.layers} layers, n = {r.layers_n}, d = {r.layers_d})",
+        "",
+        "| measured | time | ratio |",
+        "|---|---|---|",
+        f"| plain `particles.simulate` (solved in the span of the tokens) | {r.solve_s * 1e3:.1f} ms | 1 |",
+        f"| `particles.simulate(reduce_span=False)` (in R^(n x d)) | {r.solve_ambient_s * 1e3:.1f} ms | "
+        f"{r.solve_ambient_s / r.solve_s:.1f}x |",
+        f"| `sensitivity.lyapunov(k={r.k}, method='qr')` | {r.lyapunov_s * 1e3:.1f} ms | {r.lyapunov_ratio:.0f}x |",
+        f"| forward pass of the layers (`particles.simulate`) | {r.forward_s * 1e3:.1f} ms | 1 |",
+        f"| `sensitivity.layer_gradients` (every layer checkpointed) | {r.gradients_s * 1e3:.1f} ms | "
+        f"{r.gradients_ratio:.1f}x |",
+        "",
+        f"Peak resident memory of a process running each (ru_maxrss): forward {r.forward_peak_gb:.2f} GB, "
+        f"layer_gradients {r.gradients_peak_gb:.2f} GB.",
+    ]
+
+
 def other_machines(folder) -> list[str]:
     """The RESULTS-*.md files in ``folder`` (runs on other machines, e.g. a GPU), with
     their headings one level down, to be appended to RESULTS.md."""
@@ -242,6 +273,7 @@ def render(
     large_n: LargeNResult,
     startup: StartupResult,
     layers: LayersResult | None = None,
+    sensitivity: SensitivityResult | None = None,
     appendix: list[str] = (),
 ) -> str:
     """The whole of RESULTS.md; ``appendix``: lines after the sections (other machines)."""
@@ -259,6 +291,7 @@ def render(
         "",
         *summary_lines(ensemble, throughput, large_n, startup),
         *([] if layers is None else [layers_target_line(layers)]),
+        *([] if sensitivity is None else sensitivity_target_lines(sensitivity)),
         "",
     ]
     sections = [
@@ -267,6 +300,7 @@ def render(
         large_n_lines(large_n),
         startup_lines(startup),
         *([] if layers is None else [layers_lines(layers)]),
+        *([] if sensitivity is None else [sensitivity_lines(sensitivity)]),
     ]
     body = [line for lines in sections for line in [*lines, ""]]
     return "\n".join(head + body + list(appendix)) + "\n"

@@ -11,6 +11,9 @@ under the same conditions. Writes benchmarks/RESULTS.md and prints it.
 (c) n=32768, d=64: one Tsit5 step in a subprocess, peak resident memory (large_n.py).
 (d) Start-up: `particles simulate` (default problem) end to end, first and second
     invocation with the persistent compilation cache, and without it (startup.py).
+(e) Discrete layers: a 256-layer Pre-LN transformer as a fraction of matmul (layers.py).
+(f) Sensitivity: `lyapunov` (k = 8) and `layer_gradients` as ratios to the plain solve and
+    the forward pass, with peak memory (sensitivity.py).
 
 Timings are the best of several repeats of the second call, with block_until_ready.
 Each benchmark returns a frozen dataclass; report.py turns them into the markdown.
@@ -25,6 +28,7 @@ from ensemble import ensemble
 from large_n import large_n
 from layers import layers
 from report import other_machines, render
+from sensitivity import sensitivity_costs
 from startup import startup
 from throughput import cases, throughput
 
@@ -43,6 +47,7 @@ def main(argv=None):
     p.add_argument("--layers", type=int, default=256, help="depth of the discrete-layer transformer")
     p.add_argument("--layers-n", type=int, default=256)
     p.add_argument("--layers-d", type=int, default=128)
+    p.add_argument("--lyapunov-k", type=int, default=8, help="exponents of the lyapunov benchmark")
     p.add_argument("--out", default=os.path.join(HERE, "RESULTS.md"))
     args = p.parse_args(argv)
     argv = sys.argv[1:] if argv is None else argv
@@ -56,6 +61,9 @@ def main(argv=None):
         large_n=large_n(args.large_n, args.large_d),
         startup=startup(),
         layers=layers(clock, args.layers, args.layers_n, args.layers_d),
+        sensitivity=sensitivity_costs(
+            k=args.lyapunov_k, layers=args.layers, layers_n=args.layers_n, layers_d=args.layers_d
+        ),
     )
     clock.measure()
     appendix = []

@@ -338,6 +338,21 @@ def _local_exponents(problem, t, x, k, key):
     return lanczos(sym, dim, k, key=key, dtype=x.dtype)[0]
 
 
+def _lyapunov_one(p, x0, config, segs, k, method, local, seed):
+    """The exponents (k) of one trajectory and, with ``local``, its local ones (S + 1, k)."""
+    key = jax.random.key(seed)
+    x = _start(p, x0)
+    if method == "jacobian":
+        logs, xs = _jacobian_exponents(p, config, segs, x, k)
+    else:
+        logs, xs = _qr_exponents(p, config, segs, x, k, key)
+    ex = jnp.sort(logs)[::-1] / (p.t1 - p.t0)
+    if not local:
+        return ex, None
+    times = jnp.asarray(segs.times, x.dtype)
+    return ex, jax.vmap(lambda t, y: _local_exponents(p, t, y, k, key))(times, xs)
+
+
 def lyapunov(
     x0: Float[ArrayLike, "*batch n d"],
     scheme,
@@ -380,27 +395,9 @@ def lyapunov(
     if method == "auto":
         method = "jacobian" if dim <= DENSE_MAX else "qr"
     segs = _segments(problem, config)
-    span = problem.t1 - problem.t0
-    with precision(problem.dtype):
-        key = jax.random.key(seed)
-
-        @jax.jit
-        def run(x0, beta):
-            p = _single(problem, x0, beta)
-            x = _start(p, x0)
-            if method == "jacobian":
-                logs, xs = _jacobian_exponents(p, config, segs, x, k)
-            else:
-                logs, xs = _qr_exponents(p, config, segs, x, k, key)
-            ex = jnp.sort(logs)[::-1] / span
-            if not local:
-                return ex, None
-            times = jnp.asarray(segs.times, x.dtype)
-            return ex, jax.vmap(lambda t, y: _local_exponents(p, t, y, k, key))(times, xs)
-
-        ex, loc = jax.vmap(run)(*_flat(problem))
-        ex = _unflatten(problem, ex)
-        loc = None if loc is None else _unflatten(problem, loc)
+    ex, loc = _batched(problem, _lyapunov_one, config, segs, k, method, local, seed)
+    ex = _unflatten(problem, ex)
+    loc = None if loc is None else _unflatten(problem, loc)
     return LyapunovSpectrum(ex, np.asarray(segs.times), loc, method, problem.describe())
 
 
@@ -474,11 +471,20 @@ def _offset_gradients(problem, config, segs, loss, x0, checkpoint):
     return jax.grad(f)(jnp.zeros((segs.count + 1, *x0.shape), x0.dtype))
 
 
-def _batched(problem, fn):
-    """fn(single problem, x0) over the flattened batch, compiled, batch restored."""
+@eqx.filter_jit
+def _over_batch(fn, problem, *args):
+    """fn(single problem, x0, *args) over the flattened batch (``fn`` and the non-array
+    ``args`` static: a second call with the same ones reuses the compiled program)."""
+    return jax.vmap(lambda x0, beta: fn(_single(problem, x0, beta), x0, *args))(*_flat(problem))
+
+
+def _batched(problem, fn, *args):
     with precision(problem.dtype):
-        out = jax.jit(jax.vmap(lambda x0, beta: fn(_single(problem, x0, beta), x0)))(*_flat(problem))
-    return out
+        return _over_batch(fn, problem, *args)
+
+
+def _gradients_at(p, x, config, segs, loss, checkpoint, index):
+    return _offset_gradients(p, config, segs, loss, x, checkpoint)[np.asarray(index)]
 
 
 def layer_gradients(
@@ -501,7 +507,8 @@ def layer_gradients(
     problem, config = _setup(x0, scheme, beta, t1, {**simulate_options, "layers": layers})
     loss = _check_loss(loss, problem)
     segs = _segments(problem, config)
-    out = _batched(problem, lambda p, x: _offset_gradients(p, config, segs, loss, x, checkpoint))
+    index = tuple(range(segs.count + 1))
+    out = _batched(problem, _gradients_at, config, segs, loss, checkpoint, index)
     return _unflatten(problem, out, lead=1)
 
 
@@ -526,8 +533,8 @@ def gradients(
     loss = _check_loss(loss, problem)
     segs = _segments(problem, config, ts)
     wanted = save_times(problem.t0, problem.t1, ts)
-    index = np.searchsorted(np.asarray(segs.times), wanted)
-    out = _batched(problem, lambda p, x: _offset_gradients(p, config, segs, loss, x, False)[index])
+    index = tuple(np.searchsorted(np.asarray(segs.times), wanted).tolist())
+    out = _batched(problem, _gradients_at, config, segs, loss, False, index)
     return _unflatten(problem, out, lead=1)
 
 
@@ -584,6 +591,14 @@ def _layer_axis(problem: Problem, name: str, w) -> bool:
     return w.ndim > base
 
 
+_WEIGHT_NAMES = ("Q", "K", "V", *_MLP_NAMES, "gamma", "bias")
+
+
+def _weight_grads(p, x, config, segs, loss):
+    f = lambda w: loss(_chain(_with_weights(p, w), config, segs, _start(p, x), checkpoint=segs.layered)[0])
+    return jax.grad(f)(_weights(p, _WEIGHT_NAMES))
+
+
 @dataclasses.dataclass(frozen=True)
 class WeightGradients:
     """∂ℓ/∂w for every weight w of the layers (``grads``: name ↦ array of shape (*batch,
@@ -605,16 +620,12 @@ def weight_gradients(
     problem, config = _setup(x0, scheme, beta, t1, simulate_options)
     loss = _check_loss(loss, problem)
     segs = _segments(problem, config)
-    names = ("Q", "K", "V", *_MLP_NAMES, "gamma", "bias")
-    weights = _weights(problem, names)
+    weights = _weights(problem, _WEIGHT_NAMES)
 
-    def fn(p, x):
-        f = lambda w: loss(
-            _chain(_with_weights(p, w), config, segs, _start(p, x), checkpoint=segs.layered)[0]
-        )
-        return jax.grad(f)(weights)
-
-    grads = {name: _unflatten(problem, g) for name, g in _batched(problem, fn).items()}
+    grads = {
+        name: _unflatten(problem, g)
+        for name, g in _batched(problem, _weight_grads, config, segs, loss).items()
+    }
     b = len(problem.batch_shape)
     per_layer = lambda g: jnp.sqrt(jnp.sum(g.reshape(*g.shape[: b + 1], -1) ** 2, axis=-1))
     norms = {name: per_layer(g) for name, g in grads.items() if _layer_axis(problem, name, weights[name])}
@@ -688,6 +699,15 @@ def _hessian_loss(problem, config, segs, loss, wrt, layer, x0):
     return flat, f
 
 
+def _hessian_top(p, x, config, segs, loss, wrt, layer, method, k, steps, seed):
+    flat, f = _hessian_loss(p, config, segs, loss, wrt, layer, x)
+    if method == "dense":
+        vals, vecs = jnp.linalg.eigh(jax.hessian(f)(flat))
+        return vals[::-1][:k], vecs[:, ::-1][:, :k].T
+    hvp = lambda v: jax.jvp(jax.grad(f), (flat,), (v,))[1]
+    return lanczos(hvp, flat.shape[0], k, iters=steps, key=jax.random.key(seed), dtype=flat.dtype)
+
+
 def hessian_spectrum(
     x0: Float[ArrayLike, "*batch n d"],
     scheme,
@@ -731,15 +751,7 @@ def hessian_spectrum(
     if method == "auto":
         method = "dense" if dim <= steps else "lanczos"
 
-    def fn(p, x):
-        flat, f = _hessian_loss(p, config, segs, loss, wrt, layer, x)
-        if method == "dense":
-            vals, vecs = jnp.linalg.eigh(jax.hessian(f)(flat))
-            return vals[::-1][:k], vecs[:, ::-1][:, :k].T
-        hvp = lambda v: jax.jvp(jax.grad(f), (flat,), (v,))[1]
-        return lanczos(hvp, dim, k, iters=steps, key=jax.random.key(seed), dtype=flat.dtype)
-
-    vals, vecs = _batched(problem, fn)
+    vals, vecs = _batched(problem, _hessian_top, config, segs, loss, wrt, layer, method, k, steps, seed)
     vals = _unflatten(problem, vals)
     return HessianSpectrum(vals, _unflatten(problem, vecs) if vectors else None, wrt, layer, method)
 

@@ -17,6 +17,7 @@ FIGURES = (
     "long_context",
     "collapse_rates",
     "layers_vs_ode",
+    "stability",
 )
 SIZES = ("tiny", "quick", "full")
 
