@@ -290,18 +290,19 @@ def _max_rms(err):
 
 
 @eqx.filter_jit
-def _solve_tangents(state, args, solver, t0, t1, rtol, atol, step_size, jumps, max_steps):
+def _solve_tangents(state, args, solver, t0, t1, rtol, atol, step_size, jumps, max_steps, dt0=None):
     if step_size is None:
         controller = step_controller(rtol, atol, _max_rms, jumps)
     else:
         controller = diffrax.ConstantStepSize()
     return diffrax.diffeqsolve(
-        diffrax.ODETerm(_variational_field), solver, t0, t1, step_size, state, args=args,
+        diffrax.ODETerm(_variational_field), solver, t0, t1, dt0 if step_size is None else step_size, state,
+        args=args,
         saveat=diffrax.SaveAt(t1=True), stepsize_controller=controller, max_steps=max_steps, throw=False,
     )  # fmt: skip
 
 
-def flow_between(problem: Problem, config: SolveConfig, x, ta, tb, *, adjoint=None, tangents=None):
+def flow_between(problem: Problem, config: SolveConfig, x, ta, tb, *, adjoint=None, tangents=None, dt0=None):
     """The flow map x(ta) ↦ x(tb) of one trajectory (``problem`` unbatched: x0 (n, d),
     scalar beta) as a differentiable function of the tokens ``x`` (n, d) and of the
     problem's weights: the lifted state of :func:`integrate` (θ = x/|x|, r = |x|, or
@@ -313,7 +314,10 @@ def flow_between(problem: Problem, config: SolveConfig, x, ta, tb, *, adjoint=No
     ``tangents`` (k, n, d): also return DΦ applied to each, from the variational
     equation dV/dt = Df(y) V integrated alongside the flow with the steps controlled
     on both (a JVP through the solve would control the steps on the state alone, and
-    at rest, e.g. at consensus, take steps far too long for the tangents)."""
+    at rest, e.g. at consensus, take steps far too long for the tangents); then the
+    result is (x(tb), DΦ V, the mean step taken), and ``dt0`` the first step to try
+    (None: diffrax's guess), so that a chain of such solves need not start each one
+    from a small step."""
     dtype = x.dtype
     jumps = problem.jump_times()
     jumps = jnp.asarray(jumps, dtype) if jumps and config.adaptive else None
@@ -324,12 +328,13 @@ def flow_between(problem: Problem, config: SolveConfig, x, ta, tb, *, adjoint=No
         y0, V0 = jax.vmap(lambda v: jax.jvp(lift, (x,), (v,)), out_axes=(None, 0))(tangents)
         sol = _solve_tangents(
             (y0, V0), args, config.solver, scalar(ta), scalar(tb), scalar(config.rtol), scalar(config.atol),
-            scalar(config.step_size), jumps, config.max_steps,
+            scalar(config.step_size), jumps, config.max_steps, scalar(dt0),
         )  # fmt: skip
         y1, V1 = jax.tree.map(lambda a: a[0], sol.ys)
         x1, W = jax.vmap(lambda v: jax.jvp(_tokens, (y1,), (v,)), out_axes=(None, 0))(V1)
         bad = ~jnp.isfinite(sol.ts[0])
-        return jnp.where(bad, jnp.nan, x1), jnp.where(bad, jnp.nan, W)
+        mean_step = (scalar(tb) - scalar(ta)) / jnp.maximum(sol.stats["num_accepted_steps"], 1).astype(dtype)
+        return jnp.where(bad, jnp.nan, x1), jnp.where(bad, jnp.nan, W), mean_step
     sol = _solve(
         lift(x), args, config.solver, jnp.reshape(scalar(tb), (1,)), scalar(ta), scalar(tb),
         scalar(config.rtol), scalar(config.atol), scalar(config.step_size), jumps, config.max_steps, False,

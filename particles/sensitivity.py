@@ -38,13 +38,13 @@ from ._integrate import flow_between
 from ._layers import apply_layer, residual_steps
 from ._problem import Problem, make_problem, precision
 from ._validate import check_choice, check_int
-from .sphere import tangent_projection
+from .sphere import span_basis, tangent_projection
 
 WRT = ("x0", "Q", "K", "V", "mlp", "gamma", "bias")
 LYAPUNOV_METHODS = ("auto", "jacobian", "qr")
 HESSIAN_METHODS = ("auto", "lanczos", "dense")
 DENSE_MAX = 512  # tangent (or parameter) dimensions up to which "auto" forms the matrix
-_CONFIG_KEYS = ("solver", "rtol", "atol", "step_size", "max_steps", "ts")
+_CONFIG_KEYS = ("solver", "rtol", "atol", "step_size", "max_steps", "ts", "reduce_span")
 
 
 # -- the problem, one trajectory at a time ----------------------------------------------
@@ -53,7 +53,7 @@ _CONFIG_KEYS = ("solver", "rtol", "atol", "step_size", "max_steps", "ts")
 def _setup(x0, scheme, beta, t1, options) -> tuple[Problem, SolveConfig]:
     """make_problem and SolveConfig from simulate's keyword arguments (one-line errors)."""
     options = dict(options)
-    for key in ("key", "stop_at_collapse", "progress", "shard", "reduce_span"):
+    for key in ("key", "stop_at_collapse", "progress", "shard"):
         if key in options:
             raise ValueError(f"{key}= does not apply to the sensitivity functions; drop it")
     if options.pop("noise", 0.0):
@@ -109,14 +109,16 @@ class _Segments(eqx.Module):
         times = jnp.asarray(self.times, x.dtype)
         return flow_between(problem, config, x, times[s], times[s + 1], adjoint=adjoint)
 
-    def push(self, problem: Problem, config: SolveConfig, x, s, tangents):
-        """(Φ_s(x), DΦ_s(x) V) for tangents V (k, n, d): exact JVPs of a layer; in the ODE
-        mode the variational equation solved alongside the flow."""
+    def push(self, problem: Problem, config: SolveConfig, x, s, tangents, dt0):
+        """(Φ_s(x), DΦ_s(x) V, the mean step) for tangents V (k, n, d): exact JVPs of a
+        layer; in the ODE mode the variational equation solved alongside the flow, its
+        first step ``dt0`` (the previous segment's mean step)."""
         if self.layered:
             step = lambda y: apply_layer(problem, y, s, self.steps[s])
-            return jax.vmap(lambda v: jax.jvp(step, (x,), (v,)), out_axes=(None, 0))(tangents)
+            x1, W = jax.vmap(lambda v: jax.jvp(step, (x,), (v,)), out_axes=(None, 0))(tangents)
+            return x1, W, dt0
         times = jnp.asarray(self.times, x.dtype)
-        return flow_between(problem, config, x, times[s], times[s + 1], tangents=tangents)
+        return flow_between(problem, config, x, times[s], times[s + 1], tangents=tangents, dt0=dt0)
 
 
 def _segments(problem: Problem, config: SolveConfig, ts=None) -> _Segments:
@@ -272,23 +274,29 @@ def _qr(W):
     return q.T.reshape(W.shape), r
 
 
-def _forward_sweep(problem, config, segs, x, Q, orthonormalize=True):
+def _forward_sweep(problem, config, segs, x, Q, orthonormalize=True, blocks=None):
     """Benettin's sweep: the tangent frame Q (k, n, d) pushed along the chain
     (:meth:`_Segments.push`), re-orthonormalised by a QR at every boundary. Returns the
     final frame, Σ_s log|diag R_s| (k), and the states (S + 1, n, d). Without
-    ``orthonormalize``: the frame DΦ Q itself (and zeros)."""
+    ``orthonormalize``: the frame DΦ Q itself (and zeros). ``blocks``: the sizes of
+    groups of frame vectors spanning invariant subspaces, each orthonormalised apart."""
+    blocks = (Q.shape[0],) if blocks is None else blocks
+    split = np.cumsum(blocks)[:-1].tolist()
 
     def body(carry, s):
-        x, Q, logs = carry
-        x1, W = segs.push(problem, config, x, s, Q)
+        x, Q, logs, dt = carry
+        x1, W, dt = segs.push(problem, config, x, s, Q, dt)
         W = _to_tangent(problem, x1, W)
         if not orthonormalize:
-            return (x1, W, logs), x
-        Q1, R = _qr(W)
-        return (x1, Q1, logs + jnp.log(jnp.abs(jnp.diagonal(R)))), x
+            return (x1, W, logs, dt), x
+        parts = [_qr(w) for w in jnp.split(W, split)]
+        Q1 = jnp.concatenate([q for q, _ in parts])
+        diag = jnp.concatenate([jnp.abs(jnp.diagonal(r)) for _, r in parts])
+        return (x1, Q1, logs + jnp.log(diag), dt), x
 
-    init = (x, Q, jnp.zeros(Q.shape[0], x.dtype))
-    (last, Q, logs), xs = jax.lax.scan(body, init, jnp.arange(segs.count))
+    first = (segs.times[1] - segs.times[0]) / 16  # a guess the step control grows from
+    init = (x, Q, jnp.zeros(Q.shape[0], x.dtype), jnp.asarray(first, x.dtype))
+    (last, Q, logs, _), xs = jax.lax.scan(body, init, jnp.arange(segs.count))
     return Q, logs, jnp.concatenate([xs, last[None]])
 
 
@@ -338,11 +346,49 @@ def _local_exponents(problem, t, x, k, key):
     return lanczos(sym, dim, k, key=key, dtype=x.dtype)[0]
 
 
-def _lyapunov_one(p, x0, config, segs, k, method, local, seed):
+def _span_exponents(problem, config, segs, x, k, method, key):
+    """The exponents through the span of the initial tokens (identity weights, a scheme
+    that keeps the span, n < d): the flow is O(d)-equivariant, so DΦ is block diagonal,
+    the span's n·m directions (m = n − 1 on the spheres, n off them) and, on the
+    orthogonal complement, one n × n map acting on the token index, the same for each
+    of the d − n directions. Solved in n + 1 coordinates (the span, and one direction
+    orthogonal to it); the second block's log σ counted d − n times. (log σ (k), None)."""
+    n, d = x.shape
+    basis = span_basis(x / jnp.linalg.norm(x, axis=-1, keepdims=True))  # (n, d)
+    c = jnp.einsum("id,kd->ik", x, basis)
+    pad = lambda v: jnp.concatenate([v, jnp.zeros((*v.shape[:-1], 1), v.dtype)], axis=-1)
+    tangent = _Tangent.at(problem, c)
+    if method == "jacobian":
+        inside = jax.vmap(pad)(tangent.identity(c))
+        outside = jnp.eye(n, dtype=x.dtype)
+    else:
+        k_in, key_out = min(k, math.prod(tangent.shape(c))), jax.random.fold_in(key, 1)
+        inside, _ = _qr(
+            jax.vmap(lambda v: pad(tangent.embed(v)))(
+                jax.random.normal(key, (k_in, *tangent.shape(c)), x.dtype)
+            )
+        )
+        outside = jax.random.normal(key_out, (min(k, n), n), x.dtype)
+        outside = jnp.linalg.qr(outside.T)[0].T
+    across = jnp.zeros((outside.shape[0], n, n + 1), x.dtype).at[..., -1].set(outside)
+    Q = jnp.concatenate([inside, across])
+    blocks = (inside.shape[0], across.shape[0])
+    W, logs, _ = _forward_sweep(problem, config, segs, pad(c), Q, method != "jacobian", blocks)
+    if method == "jacobian":
+        sigma = lambda J: jnp.linalg.svd(J.reshape(J.shape[0], -1), compute_uv=False)
+        logs = jnp.concatenate([jnp.log(sigma(W[: blocks[0]])), jnp.log(sigma(W[blocks[0] :]))])
+    logs_in, logs_out = logs[: blocks[0]], logs[blocks[0] :]
+    merged = jnp.concatenate([logs_in, jnp.repeat(logs_out, d - n)])
+    return jnp.sort(merged)[::-1][:k], None
+
+
+def _lyapunov_one(p, x0, config, segs, k, method, local, seed, span):
     """The exponents (k) of one trajectory and, with ``local``, its local ones (S + 1, k)."""
     key = jax.random.key(seed)
     x = _start(p, x0)
-    if method == "jacobian":
+    if span:
+        logs, _ = _span_exponents(p, config, segs, x, k, method, key)
+    elif method == "jacobian":
         logs, xs = _jacobian_exponents(p, config, segs, x, k)
     else:
         logs, xs = _qr_exponents(p, config, segs, x, k, key)
@@ -372,6 +418,13 @@ def lyapunov(
     state: n(d − 1) directions on the product of unit spheres (sphere-bound schemes;
     x0 is taken as its directions), n·d on R^{n×d}.
 
+    The boundaries t0 < ... < t1 where the tangents are re-orthonormalised are the save
+    times ``ts`` (default: every unit of time, where piecewise-constant weights jump).
+    With identity weights, n < d and a scheme that keeps the span (every built-in
+    speed scheme; ``reduce_span=True``, the default), the flow is O(d)-equivariant and
+    DΦ splits into the span's directions and one n × n map repeated on each of the
+    d − n directions orthogonal to it: solved in n + 1 coordinates instead of d.
+
     ``method``: "jacobian" pushes an orthonormal basis of the tangent space along the
     flow and takes the singular values of the whole tangent Jacobian: exact to the
     solve's tolerance, but the small σ_i are lost below eps·σ_1 (float32 over long
@@ -394,8 +447,13 @@ def lyapunov(
         raise ValueError("local=True applies to the ODE mode (a vector field); drop it with layers=L")
     if method == "auto":
         method = "jacobian" if dim <= DENSE_MAX else "qr"
+    if problem.layers is None and config.ts is None:  # re-orthonormalise once per unit of time
+        every = np.append(np.arange(problem.t0, problem.t1, 1.0)[1:], problem.t1)
+        config = dataclasses.replace(config, ts=tuple(every.tolist()))
     segs = _segments(problem, config)
-    ex, loc = _batched(problem, _lyapunov_one, config, segs, k, method, local, seed)
+    n, d = problem.x0.shape[-2:]
+    span = bool(problem.layers is None and problem.keeps_span and n < d and config.reduce_span and not local)
+    ex, loc = _batched(problem, _lyapunov_one, config, segs, k, method, local, seed, span)
     ex = _unflatten(problem, ex)
     loc = None if loc is None else _unflatten(problem, loc)
     return LyapunovSpectrum(ex, np.asarray(segs.times), loc, method, problem.describe())

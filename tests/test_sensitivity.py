@@ -177,6 +177,18 @@ def test_layers_random_start_matches_central_differences():
     np.testing.assert_allclose(res.exponents, np.log(np.linalg.svd(J, compute_uv=False)) / L, atol=1e-6)
 
 
+@pytest.mark.parametrize("scheme", ["post", "pre"])
+def test_span_reduction_is_the_ambient_computation(scheme):
+    """n < d, identity weights: the span's block and the n × n map repeated d − n times
+    give the spectrum of the solve in R^{n×d}."""
+    x0 = np.random.default_rng(14).normal(size=(3, 6))
+    kw = dict(beta=1.5, t1=2.0, **TIGHT)
+    span = S.lyapunov(x0, scheme, **kw)
+    ambient = S.lyapunov(x0, scheme, reduce_span=False, **kw)
+    np.testing.assert_allclose(span.exponents, ambient.exponents, atol=1e-9)
+    np.testing.assert_allclose(span.ts, [0.0, 1.0, 2.0])  # re-orthonormalised once per unit time
+
+
 def test_batch_over_x0_and_beta_is_each_single_run():
     rng = np.random.default_rng(8)
     x0 = rng.normal(size=(2, 3, 3))
