@@ -247,7 +247,7 @@ def sensitivity_lines(r: SensitivityResult) -> list[str]:
         f"{r.gradients_ratio:.1f}x |",
         "",
         f"Peak resident memory of a process running each (ru_maxrss): forward {r.forward_peak_gb:.2f} GB, "
-        f"layer_gradients {r.gradients_peak_gb:.2f} GB.",
+        f"layer_gradients {r.gradients_peak_gb:.2f} GB ({r.baseline_gb:.2f} GB before the call: imports, weights).",
     ]
 
 

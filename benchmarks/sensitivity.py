@@ -30,12 +30,13 @@ L, n, d = {layers}, {n}, {d}
 w = particles.random_transformer(0, d, layers=L, mlp_width=4 * d, dtype=jnp.float32)
 x0 = np.asarray(particles.init.gaussian(0, n, d, scale=float(np.sqrt(d)), dtype=jnp.float32))
 kw = dict(beta=1 / np.sqrt(d), t1=float(L), layers=L, norm="layernorm", **w)
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 if {gradients}:
     loss = sensitivity.random_readout(1, n, d, dtype=jnp.float32)
     jax.block_until_ready(sensitivity.layer_gradients(x0, "pre", loss=loss, **kw))
 else:
     jax.block_until_ready(particles.simulate(x0, "pre", **kw).theta)
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+print(before, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 """
 
 
@@ -55,6 +56,7 @@ class SensitivityResult:
     gradients_s: float
     forward_peak_gb: float
     gradients_peak_gb: float
+    baseline_gb: float  # the processes' peak before the call (imports, weights)
 
     @property
     def lyapunov_ratio(self) -> float:
@@ -69,12 +71,14 @@ class SensitivityResult:
         return self.gradients_s / self.forward_s
 
 
-def _peak_gb(layers, n, d, gradients) -> float:
+def _peak_gb(layers, n, d, gradients) -> tuple[float, float]:
+    """(peak before the call, peak after it) of a process running it, in GB."""
     script = SCRIPT.format(layers=layers, n=n, d=d, gradients=gradients)
     out = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, check=True, env=os.environ
     )
-    return float(out.stdout.split()[-1]) * 1024 / 1e9
+    before, after = (float(v) * 1024 / 1e9 for v in out.stdout.split()[-2:])
+    return before, after
 
 
 def sensitivity_costs(n=32, d=128, T=30.0, k=8, layers=256, layers_n=256, layers_d=128) -> SensitivityResult:
@@ -91,7 +95,9 @@ def sensitivity_costs(n=32, d=128, T=30.0, k=8, layers=256, layers_n=256, layers
     loss = sensitivity.random_readout(1, layers_n, layers_d, dtype=jnp.float32)
     forward_s = best_time(lambda: particles.simulate(x, "pre", **lkw).theta)
     gradients_s = best_time(lambda: sensitivity.layer_gradients(x, "pre", loss=loss, **lkw))
+    base, forward_peak = _peak_gb(layers, layers_n, layers_d, False)
+    base_g, gradients_peak = _peak_gb(layers, layers_n, layers_d, True)
     return SensitivityResult(
         n, d, T, k, solve_s, ambient_s, lyapunov_s, layers, layers_n, layers_d, forward_s, gradients_s,
-        _peak_gb(layers, layers_n, layers_d, False), _peak_gb(layers, layers_n, layers_d, True),
+        forward_peak, gradients_peak, max(base, base_g),
     )  # fmt: skip

@@ -43,7 +43,12 @@ from .sphere import span_basis, tangent_projection
 WRT = ("x0", "Q", "K", "V", "mlp", "gamma", "bias")
 LYAPUNOV_METHODS = ("auto", "jacobian", "qr")
 HESSIAN_METHODS = ("auto", "lanczos", "dense")
-DENSE_MAX = 512  # tangent (or parameter) dimensions up to which "auto" forms the matrix
+DENSE_MAX = 512  # tangent dimensions up to which the local exponents form the matrix
+# "auto" takes the whole tangent Jacobian (exact) up to this many directions, or when all
+# exponents are asked for; measured on 2 CPU cores (post, random Q, K, V, T = 5, float32):
+# n(d−1) = 28, 120, 496 directions took 19, 31, 571 ms by "jacobian" and 5, 9, 11 ms by
+# "qr" with k = 8 (docs/sensitivity.md).
+JACOBIAN_MAX = 128
 _CONFIG_KEYS = ("solver", "rtol", "atol", "step_size", "max_steps", "ts", "reduce_span")
 
 
@@ -436,8 +441,9 @@ def lyapunov(
     the tangents follow the variational equation dV/dt = Df(x) V, integrated alongside
     the flow with the steps controlled on both (:func:`particles._integrate.flow_between`);
     with ``layers`` they are exact JVPs of each layer. "auto" is "jacobian" up to
-    :data:`DENSE_MAX` tangent directions and "qr" beyond (docs/sensitivity.md has the
-    timings). ``seed``: the random start frame of "qr". ``local=True`` adds the
+    :data:`JACOBIAN_MAX` = 128 tangent directions or when all exponents are asked for,
+    and "qr" beyond (measured: 496 directions cost 571 ms by "jacobian", 11 ms by "qr"
+    with k = 8; docs/sensitivity.md). ``seed``: the random start frame of "qr". ``local=True`` adds the
     instantaneous exponents at the save times (ODE mode)."""
     problem, config = _setup(x0, scheme, beta, t1, simulate_options)
     check_choice("method", method, LYAPUNOV_METHODS)
@@ -446,7 +452,7 @@ def lyapunov(
     if local and problem.layers is not None:
         raise ValueError("local=True applies to the ODE mode (a vector field); drop it with layers=L")
     if method == "auto":
-        method = "jacobian" if dim <= DENSE_MAX else "qr"
+        method = "jacobian" if dim <= JACOBIAN_MAX or k == dim else "qr"
     if problem.layers is None and config.ts is None:  # re-orthonormalise once per unit of time
         every = np.append(np.arange(problem.t0, problem.t1, 1.0)[1:], problem.t1)
         config = dataclasses.replace(config, ts=tuple(every.tolist()))
