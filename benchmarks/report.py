@@ -8,6 +8,8 @@ from ensemble import EnsembleResult, Solve
 from large_n import LargeNResult
 from layers import LayersResult
 from noise import NoiseResult
+from phase import PhaseResult
+from sensitivity import SensitivityResult
 from startup import StartupResult
 from throughput import FieldTiming, ThroughputResult
 
@@ -242,7 +244,79 @@ def noise_lines(r: NoiseResult) -> list[str]:
         "",
         f"The field runs in row blocks of {r.block_size} queries (`particles.auto_block_size`); after the "
         f"steps max ||θ_i| − 1| = {r.sphere_error:.1e}.",
+
+
+def sensitivity_target_lines(r: SensitivityResult) -> list[str]:
+    return [
+        f"| lyapunov k = {r.k} (n = {r.n}, d = {r.d}, T = {r.T:g}) <= 10x the plain solve | "
+        f"{r.lyapunov_ratio:.0f}x the default solve, {r.lyapunov_ambient_ratio:.0f}x the solve in R^(n x d) |",
+        f"| layer_gradients of {r.layers} layers (n = {r.layers_n}) <= 4x the forward pass | "
+        f"{r.gradients_ratio:.1f}x; peak memory {r.gradients_peak_gb:.2f} GB (forward {r.forward_peak_gb:.2f} GB) |",
     ]
+
+
+def sensitivity_lines(r: SensitivityResult) -> list[str]:
+    """Section (g): the cost of differentiating through the solve."""
+    return [
+        f"## (g) Sensitivity: Lyapunov exponents (n = {r.n}, d = {r.d}, T = {r.T:g}, k = {r.k}) and layer "
+        f"gradients ({r.layers} layers, n = {r.layers_n}, d = {r.layers_d})",
+        "",
+        "| measured | time | ratio |",
+        "|---|---|---|",
+        f"| plain `particles.simulate` (solved in the span of the tokens) | {r.solve_s * 1e3:.1f} ms | 1 |",
+        f"| `particles.simulate(reduce_span=False)` (in R^(n x d)) | {r.solve_ambient_s * 1e3:.1f} ms | "
+        f"{r.solve_ambient_s / r.solve_s:.1f}x |",
+        f"| `sensitivity.lyapunov(k={r.k}, method='qr')` | {r.lyapunov_s * 1e3:.1f} ms | {r.lyapunov_ratio:.0f}x |",
+        f"| forward pass of the layers (`particles.simulate`) | {r.forward_s * 1e3:.1f} ms | 1 |",
+        f"| `sensitivity.layer_gradients` (every layer checkpointed) | {r.gradients_s * 1e3:.1f} ms | "
+        f"{r.gradients_ratio:.1f}x |",
+        "",
+        f"Peak resident memory of a process running each (ru_maxrss): forward {r.forward_peak_gb:.2f} GB, "
+        f"layer_gradients {r.gradients_peak_gb:.2f} GB ({r.baseline_gb:.2f} GB before the call: imports, weights).",
+    ]
+
+
+def phase_target_lines(r: PhaseResult) -> list[str]:
+    euler, *ours = r.cold
+    best = min(ours, key=lambda c: c.wall_s)
+    lines = [
+        f"| cold small phase diagram: a fresh particles process no slower than the numpy Euler one, at >= 100x "
+        f"smaller error | {euler.wall_s / best.wall_s:.2f}x ({best.label}: {best.wall_s:.1f} s against "
+        f"{euler.wall_s:.1f} s), error {best.max_error:.1e} against {euler.max_error:.1e} "
+        f"({euler.max_error / best.max_error:.0f}x smaller) |",
+    ]
+    if r.full:
+        runs = "; ".join(f"{f.label} {f.wall_s:.1f} s" for f in r.full)
+        lines.append(f"| full-resolution phase diagram <= 40 s | {runs} |")
+    return lines
+
+
+def phase_lines(r: PhaseResult) -> list[str]:
+    """Section (h): phase diagrams, the cold first result and the full resolution."""
+    out = [
+        f"## (h) Phase diagrams (post, n = 32, T = 30): cold small diagram (d = {', '.join(map(str, r.ds))}, "
+        f"{r.betas} beta, {r.seeds} seeds, {r.saves} saves) and the full resolution",
+        "",
+        "Each cold run is a fresh process with an empty compilation cache; error: the largest "
+        f"|mean cosine − reference| over the saves of {r.checked} (d, beta, seed) runs, the reference a "
+        "float64 `particles.simulate` at rtol = atol = 1e-12 from the same tokens.",
+        "",
+        "| cold process | wall time (s) | Euler time / time | max error |",
+        "|---|---|---|---|",
+    ]
+    euler = r.cold[0]
+    out += [f"| {c.label} | {c.wall_s:.2f} | **{euler.wall_s / c.wall_s:.2f}x** | {c.max_error:.1e} |" for c in r.cold]
+    if r.full:
+        d, b, s, t = r.full_shape
+        out += [
+            "",
+            f"Full resolution ({d} d x {b} beta x {s} seeds, {t} saves, float32 results), in this process:",
+            "",
+            "| solve | wall time (s) | pair densities differing from the token solve's |",
+            "|---|---|---|",
+        ]
+        out += [f"| {f.label} | {f.wall_s:.1f} | {f.pair_densities_differing:.2%} |" for f in r.full]
+    return out
 
 
 def other_machines(folder) -> list[str]:
@@ -268,6 +342,8 @@ def render(
     startup: StartupResult,
     layers: LayersResult | None = None,
     noise: NoiseResult | None = None,
+    sensitivity: SensitivityResult | None = None,
+    phase: PhaseResult | None = None,
     appendix: list[str] = (),
 ) -> str:
     """The whole of RESULTS.md; ``appendix``: lines after the sections (other machines)."""
@@ -286,6 +362,8 @@ def render(
         *summary_lines(ensemble, throughput, large_n, startup),
         *([] if layers is None else [layers_target_line(layers)]),
         *([] if noise is None else [noise_target_line(noise)]),
+        *([] if sensitivity is None else sensitivity_target_lines(sensitivity)),
+        *([] if phase is None else phase_target_lines(phase)),
         "",
     ]
     sections = [
@@ -295,6 +373,8 @@ def render(
         startup_lines(startup),
         *([] if layers is None else [layers_lines(layers)]),
         *([] if noise is None else [noise_lines(noise)]),
+        *([] if sensitivity is None else [sensitivity_lines(sensitivity)]),
+        *([] if phase is None else [phase_lines(phase)]),
     ]
     body = [line for lines in sections for line in [*lines, ""]]
     return "\n".join(head + body + list(appendix)) + "\n"

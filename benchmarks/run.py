@@ -13,6 +13,10 @@ under the same conditions. Writes benchmarks/RESULTS.md and prints it.
     invocation with the persistent compilation cache, and without it (startup.py).
 (e) Discrete layers: a 256-layer Pre-LN transformer against the matmul rate (layers.py).
 (f) The noisy flow (SDE) with n=8192 tokens, blockwise: time per Heun step (noise.py).
+(g) Sensitivity: `lyapunov` (k = 8) and `layer_gradients` as ratios to the plain solve and
+    the forward pass, with peak memory (sensitivity.py).
+(h) Phase diagrams: the small one as a cold process against the numpy Euler research
+    algorithm, the full-resolution one with the token and the Gram solve (phase.py).
 
 Timings are the best of several repeats of the second call, with block_until_ready.
 Each benchmark returns a frozen dataclass; report.py turns them into the markdown.
@@ -27,7 +31,9 @@ from ensemble import ensemble
 from large_n import large_n
 from layers import layers
 from noise import noise
+from phase import phase
 from report import other_machines, render
+from sensitivity import sensitivity_costs
 from startup import startup
 from throughput import cases, throughput
 
@@ -47,6 +53,8 @@ def main(argv=None):
     p.add_argument("--layers-n", type=int, default=256)
     p.add_argument("--layers-d", type=int, default=128)
     p.add_argument("--noise-n", type=int, default=8192, help="tokens of the noisy flow")
+    p.add_argument("--lyapunov-k", type=int, default=8, help="exponents of the lyapunov benchmark")
+    p.add_argument("--no-full-phase", action="store_true", help="skip the full-resolution phase diagram")
     p.add_argument("--out", default=os.path.join(HERE, "RESULTS.md"))
     args = p.parse_args(argv)
     argv = sys.argv[1:] if argv is None else argv
@@ -61,6 +69,10 @@ def main(argv=None):
         startup=startup(),
         layers=layers(clock, args.layers, args.layers_n, args.layers_d),
         noise=noise(args.noise_n),
+        sensitivity=sensitivity_costs(
+            k=args.lyapunov_k, layers=args.layers, layers_n=args.layers_n, layers_d=args.layers_d
+        ),
+        phase=phase(full_size=False if args.no_full_phase else None),
     )
     clock.measure()
     appendix = []

@@ -14,6 +14,7 @@ from . import equiangular as equiangular
 from . import init as init
 from . import kernels as kernels
 from . import schemes as schemes
+from . import sensitivity as sensitivity
 from . import sphere as sphere
 from ._attention import Attention as Attention
 from ._cache import enable_compilation_cache as enable_compilation_cache

@@ -85,6 +85,16 @@ def _scan_layers(x0, scheme, attention, norm, mlp, t0, h, steps, save_index):
     return jnp.concatenate([x0[None], xs])[save_index]
 
 
+def apply_layer(problem, x, layer, step):
+    """Layer ``layer`` (an int or a traced integer) of ``problem``'s stack applied to the
+    tokens ``x`` with residual step ``step`` (one of :func:`residual_steps`): the map the
+    ``lax.scan`` of :func:`integrate_layers` applies, as a differentiable function of x
+    and of the problem's weights."""
+    h = (problem.t1 - problem.t0) / problem.layers
+    t = jnp.asarray(problem.t0, x.dtype) + jnp.asarray(layer).astype(x.dtype) * jnp.asarray(h, x.dtype)
+    return _layer_map(problem.scheme, problem.attention, problem.norm, problem.mlp, t, x, step, layer)
+
+
 def integrate_layers(problem, config):
     """The discrete-layer solve of ``problem`` (``problem.layers`` layers): a
     :class:`particles.RawSolution` with the tokens themselves as the saves (θ = x/|x|,

@@ -258,3 +258,53 @@ def test_cli_fuzz_sweep(argv, k, capsys, tmp_path, monkeypatch):
     code = _one_result_or_one_line(argv + ["--no-progress", "--out", str(out)], capsys)
     if code == 0:
         assert particles.open_sweep(out).sizes["seed"] >= 1
+
+
+# particles lyapunov / stability
+
+
+def test_cli_lyapunov_prints_a_table_and_writes_netcdf(tmp_path, capsys):
+    out = tmp_path / "ly.nc"
+    argv = ["lyapunov", "--scheme", "post", "--n", "3", "--d", "3", "--beta", "1,2", "--t1", "2", "--k", "3"]
+    assert main([*argv, "--x64", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "lambda_3" in text and "(jacobian)" in text
+    ds = xr.open_dataset(out, engine="h5netcdf")
+    assert ds["exponents"].shape == (2, 3)
+    want = particles.sensitivity.lyapunov(
+        np.asarray(particles.init.from_spec("uniform", 0, 3, 3, dtype=np.float64)),
+        "post", beta=np.array([1.0, 2.0]), t1=2.0, k=3,
+    ).exponents  # fmt: skip
+    np.testing.assert_allclose(ds["exponents"].values, want, rtol=1e-9)
+    for line, row in zip(text.splitlines()[2:4], want):  # the table rows are those exponents
+        np.testing.assert_allclose([float(v) for v in line.split()[1:]], row, rtol=1e-4, atol=1e-9)
+    ds.close()
+
+
+def test_cli_stability_prints_per_layer_norms(tmp_path, capsys):
+    out = tmp_path / "st.nc"
+    argv = ["stability", "--scheme", "pre", "--layers", "3", "--n", "3", "--d", "4", "--mlp", "8"]
+    assert main([*argv, "--out", str(out)]) == 0
+    text = capsys.readouterr().out.splitlines()
+    assert "|dl/dx_l|" in text[1] and "|dl/dmlp|" in text[1]
+    assert len(text) == 2 + 4 + 2  # header, layers 0..3, wrote, wall time
+    ds = xr.open_dataset(out, engine="h5netcdf")
+    assert ds["gradient_norm"].shape == (4,) and ds["grad_V"].shape == (3,)
+    np.testing.assert_allclose(float(text[2].split()[1]), 1.0, rtol=1e-6)  # uniform tokens: |x_0| = 1
+    ds.close()
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["lyapunov", "--n", "2", "--d", "3", "--k", "5"], "k=5 is out of range"),
+        (["lyapunov", "--method", "svd"], "method='svd'"),
+        (["lyapunov", "--beta", "1,,2"], "--beta"),
+        (["stability", "--beta", "1,2"], "stability takes one value"),
+        (["lyapunov", "--out", "/no/such/folder/x.nc"], "does not exist"),
+    ],
+)
+def test_cli_sensitivity_errors_are_one_line(argv, message, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1

@@ -29,3 +29,26 @@ def test_layers_vs_ode_figure_shows_first_order(tmp_path):
     with xr.open_dataset(tmp_path / "layers_vs_ode.nc", engine="h5netcdf") as ds:
         assert np.all((ds["slope"].values > 0.8) & (ds["slope"].values < 1.25)), ds["slope"].values
         assert np.all(np.isfinite(ds["mean_cosine"].values))
+
+
+def test_stability_figure_tiny(tmp_path):
+    import jax
+    import jax.numpy as jnp
+
+    from particles import sensitivity
+    from particles.figures.stability import SIZES
+
+    assert main(["figure", "stability", "--tiny", "--out-dir", str(tmp_path)]) == 0
+    assert (tmp_path / "stability.png").stat().st_size > 10_000
+    cfg = SIZES["tiny"]
+    loss = sensitivity.random_readout(1, cfg["n"], cfg["d"])
+    top = float(jnp.linalg.norm(jax.grad(loss)(jnp.zeros((cfg["n"], cfg["d"])))))  # ∂ℓ/∂x_L of a linear ℓ
+    with xr.open_dataset(tmp_path / "stability.nc", engine="h5netcdf") as ds:
+        np.testing.assert_allclose(ds["gradient_norm"].values[..., -1], top, rtol=1e-5)
+        np.testing.assert_allclose(
+            ds["hidden_norm"].values[..., 0], np.sqrt(cfg["d"]), rtol=0.5
+        )  # |x_0| ≈ √d
+        assert np.all(np.isfinite(ds["hessian_top"].values)) and np.all(
+            np.isfinite(ds["lyapunov_top"].values)
+        )
+        assert "p = peri" in ds.attrs["findings"]

@@ -18,6 +18,7 @@ FIGURES = (
     "collapse_rates",
     "layers_vs_ode",
     "noise_transition",
+    "stability",
 )
 SIZES = ("tiny", "quick", "full")
 

@@ -1,0 +1,103 @@
+"""(f) Sensitivity: the cost of differentiating through the solve, as ratios.
+
+- `particles.sensitivity.lyapunov` with k = 8 (Benettin QR, 101 save times) on one
+  trajectory of the ensemble's problem (SA/post, n = 32, d = 128, beta = 4, T = 30,
+  float32) against the plain `particles.simulate` of that trajectory: as called by
+  default (which solves in the span of the initial tokens, n x n numbers) and with
+  reduce_span=False (R^{n x d}, the space the tangents live in).
+- `particles.sensitivity.layer_gradients` (every ∂ℓ/∂x_l, one reverse pass, each layer
+  checkpointed) of the (e) transformer (Pre-LN, L = 256, n = 256, d = 128, LayerNorm,
+  GELU MLP m = 4d) against its forward pass (`particles.simulate` of the layers), and
+  the peak resident memory (ru_maxrss) of a subprocess running each.
+"""
+
+import dataclasses
+import os
+import subprocess
+import sys
+
+import jax.numpy as jnp
+import numpy as np
+from common import best_time
+
+import particles
+from particles import sensitivity
+
+SCRIPT = """
+import resource, numpy as np, jax, jax.numpy as jnp, particles
+from particles import sensitivity
+L, n, d = {layers}, {n}, {d}
+w = particles.random_transformer(0, d, layers=L, mlp_width=4 * d, dtype=jnp.float32)
+x0 = np.asarray(particles.init.gaussian(0, n, d, scale=float(np.sqrt(d)), dtype=jnp.float32))
+kw = dict(beta=1 / np.sqrt(d), t1=float(L), layers=L, norm="layernorm", **w)
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+if {gradients}:
+    loss = sensitivity.random_readout(1, n, d, dtype=jnp.float32)
+    jax.block_until_ready(sensitivity.layer_gradients(x0, "pre", loss=loss, **kw))
+else:
+    jax.block_until_ready(particles.simulate(x0, "pre", **kw).theta)
+print(before, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+
+@dataclasses.dataclass(frozen=True)
+class SensitivityResult:
+    n: int
+    d: int
+    T: float
+    k: int
+    solve_s: float  # simulate, default (span-reduced)
+    solve_ambient_s: float  # simulate, reduce_span=False
+    lyapunov_s: float
+    layers: int
+    layers_n: int
+    layers_d: int
+    forward_s: float
+    gradients_s: float
+    forward_peak_gb: float
+    gradients_peak_gb: float
+    baseline_gb: float  # the processes' peak before the call (imports, weights)
+
+    @property
+    def lyapunov_ratio(self) -> float:
+        return self.lyapunov_s / self.solve_s
+
+    @property
+    def lyapunov_ambient_ratio(self) -> float:
+        return self.lyapunov_s / self.solve_ambient_s
+
+    @property
+    def gradients_ratio(self) -> float:
+        return self.gradients_s / self.forward_s
+
+
+def _peak_gb(layers, n, d, gradients) -> tuple[float, float]:
+    """(peak before the call, peak after it) of a process running it, in GB."""
+    script = SCRIPT.format(layers=layers, n=n, d=d, gradients=gradients)
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, env=os.environ
+    )
+    before, after = (float(v) * 1024 / 1e9 for v in out.stdout.split()[-2:])
+    return before, after
+
+
+def sensitivity_costs(n=32, d=128, T=30.0, k=8, layers=256, layers_n=256, layers_d=128) -> SensitivityResult:
+    x0 = np.asarray(particles.init.uniform_sphere(0, n, d, dtype=jnp.float32))
+    kw = dict(beta=4.0, t1=T)
+    solve_s = best_time(lambda: particles.simulate(x0, "post", **kw).theta)
+    ambient_s = best_time(lambda: particles.simulate(x0, "post", reduce_span=False, **kw).theta)
+    lyapunov_s = best_time(lambda: sensitivity.lyapunov(x0, "post", k=k, method="qr", **kw).exponents)
+    w = particles.random_transformer(0, layers_d, layers=layers, mlp_width=4 * layers_d, dtype=jnp.float32)
+    x = np.asarray(
+        particles.init.gaussian(0, layers_n, layers_d, scale=float(np.sqrt(layers_d)), dtype=jnp.float32)
+    )
+    lkw = dict(beta=1 / np.sqrt(layers_d), t1=float(layers), layers=layers, norm="layernorm", **w)
+    loss = sensitivity.random_readout(1, layers_n, layers_d, dtype=jnp.float32)
+    forward_s = best_time(lambda: particles.simulate(x, "pre", **lkw).theta)
+    gradients_s = best_time(lambda: sensitivity.layer_gradients(x, "pre", loss=loss, **lkw))
+    base, forward_peak = _peak_gb(layers, layers_n, layers_d, False)
+    base_g, gradients_peak = _peak_gb(layers, layers_n, layers_d, True)
+    return SensitivityResult(
+        n, d, T, k, solve_s, ambient_s, lyapunov_s, layers, layers_n, layers_d, forward_s, gradients_s,
+        forward_peak, gradients_peak, max(base, base_g),
+    )  # fmt: skip

@@ -1,0 +1,864 @@
+r"""Sensitivity of the flow and of the layer stack (MODEL.md §9): finite-time Lyapunov
+exponents, gradients of a loss with respect to every depth and every layer's weights,
+and the top of the Hessian spectrum.
+
+Everything here differentiates through the solve :func:`particles.simulate` runs: the
+ODE between save times is the same diffrax solve (:func:`particles._integrate.flow_between`),
+and ``layers=L`` the same layer maps (:func:`particles._layers.apply_layer`). Both are
+seen as a chain of *segments* x_{s+1} = Φ_s(x_s) between the boundaries t_0 < ... < t_S
+(the save times in the ODE mode, one layer each with ``layers``), so that
+
+    DΦ = DΦ_{S−1} ⋯ DΦ_0,       ∂ℓ/∂x_s = DΦ_sᵀ ∂ℓ/∂x_{s+1}.
+
+The state space is the product of unit spheres for sphere-bound schemes (post, ngpt,
+sqrt; with the projection norm in the layer mode), with n(d − 1) tangent directions,
+and R^{n×d} otherwise. Batches (x0 of shape (*batch, n, d), beta broadcast against it)
+are handled one trajectory at a time under ``jax.vmap``, each with its own steps.
+
+References: Benettin, Galgani, Giorgilli, Strelcyn, *Lyapunov characteristic exponents
+for smooth dynamical systems*, Meccanica 15 (1980) (QR re-orthonormalisation); Zhang
+et al., arXiv 2510.09904 (gradient norms per layer); Petrov et al., arXiv 2510.16927
+(Hessian blocks of transformer sublayers); Lanczos, J. Res. NBS 45 (1950).
+"""
+
+import dataclasses
+import math
+from collections.abc import Callable
+
+import diffrax
+import equinox as eqx
+import jax
+import jax.flatten_util
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, ArrayLike, Float
+
+from ._config import SolveConfig, save_times
+from ._integrate import flow_between
+from ._layers import apply_layer, residual_steps
+from ._problem import Problem, make_problem, precision
+from ._validate import check_choice, check_int
+from .sphere import span_basis, tangent_projection
+
+WRT = ("x0", "Q", "K", "V", "mlp", "gamma", "bias")
+LYAPUNOV_METHODS = ("auto", "jacobian", "qr")
+HESSIAN_METHODS = ("auto", "lanczos", "dense")
+DENSE_MAX = 512  # tangent dimensions up to which the local exponents form the matrix
+# "auto" takes the whole tangent Jacobian (exact) up to this many directions, or when all
+# exponents are asked for; measured on 2 CPU cores (post, random Q, K, V, T = 5, float32):
+# n(d−1) = 28, 120, 496 directions took 19, 31, 571 ms by "jacobian" and 5, 9, 11 ms by
+# "qr" with k = 8 (docs/sensitivity.md).
+JACOBIAN_MAX = 128
+_CONFIG_KEYS = ("solver", "rtol", "atol", "step_size", "max_steps", "ts", "reduce_span")
+
+
+# -- the problem, one trajectory at a time ----------------------------------------------
+
+
+def _setup(x0, scheme, beta, t1, options) -> tuple[Problem, SolveConfig]:
+    """make_problem and SolveConfig from simulate's keyword arguments (one-line errors)."""
+    options = dict(options)
+    for key in ("key", "stop_at_collapse", "progress", "shard"):
+        if key in options:
+            raise ValueError(f"{key}= does not apply to the sensitivity functions; drop it")
+    if options.pop("noise", 0.0):
+        raise ValueError(
+            "noise > 0: the sensitivity functions differentiate the ODE or the layers, not the SDE"
+        )
+    config = {k: options.pop(k) for k in _CONFIG_KEYS if k in options}
+    problem = make_problem(x0, scheme, beta=beta, t1=t1, **options)
+    return problem, SolveConfig(**config)
+
+
+def _flat(problem: Problem) -> tuple[Array, Array]:
+    """x0 (B, n, d) and beta (B,) with the batch flattened (B = 1 for no batch)."""
+    n, d = problem.x0.shape[-2:]
+    return problem.x0.reshape(-1, n, d), jnp.reshape(problem.attention.beta, (-1,))
+
+
+def _single(problem: Problem, x0, beta) -> Problem:
+    """The problem of one trajectory (tokens x0 (n, d), scalar beta)."""
+    return eqx.tree_at(lambda p: (p.x0, p.attention.beta), problem, (x0, beta))
+
+
+def _unflatten(problem: Problem, a, lead=0):
+    """Restore the batch shape on axis ``lead`` of a per-trajectory result (B first)."""
+    a = jnp.moveaxis(a, 0, lead)
+    return a.reshape(a.shape[:lead] + problem.batch_shape + a.shape[lead + 1 :])
+
+
+def on_spheres(problem: Problem) -> bool:
+    """Whether the state is a product of unit spheres (n(d − 1) tangent directions):
+    sphere-bound schemes, with the projection norm in the layer mode."""
+    return bool(problem.scheme.sphere_bound and problem.norm.kind == "projection")
+
+
+# -- segments: the maps between boundaries ----------------------------------------------
+
+
+class _Segments(eqx.Module):
+    """The chain x_{s+1} = Φ_s(x_s), s = 0..S−1, between ``times`` (S + 1 boundaries)."""
+
+    times: tuple[float, ...] = eqx.field(static=True)
+    layered: bool = eqx.field(static=True)
+    steps: Array | None  # residual step of each layer (layer mode)
+
+    @property
+    def count(self) -> int:
+        return len(self.times) - 1
+
+    def step(self, problem: Problem, config: SolveConfig, x, s, adjoint=None):
+        """x_{s+1} = Φ_s(x)."""
+        if self.layered:
+            return apply_layer(problem, x, s, self.steps[s])
+        times = jnp.asarray(self.times, x.dtype)
+        return flow_between(problem, config, x, times[s], times[s + 1], adjoint=adjoint)
+
+    def push(self, problem: Problem, config: SolveConfig, x, s, tangents, dt0):
+        """(Φ_s(x), DΦ_s(x) V, the mean step) for tangents V (k, n, d): exact JVPs of a
+        layer; in the ODE mode the variational equation solved alongside the flow, its
+        first step ``dt0`` (the previous segment's mean step)."""
+        if self.layered:
+            step = lambda y: apply_layer(problem, y, s, self.steps[s])
+            x1, W = jax.vmap(lambda v: jax.jvp(step, (x,), (v,)), out_axes=(None, 0))(tangents)
+            return x1, W, dt0
+        times = jnp.asarray(self.times, x.dtype)
+        return flow_between(problem, config, x, times[s], times[s + 1], tangents=tangents, dt0=dt0)
+
+
+def _segments(problem: Problem, config: SolveConfig, ts=None) -> _Segments:
+    """Boundaries: every layer with ``layers``; else t0, the save times, t1."""
+    t0, t1 = problem.t0, problem.t1
+    if problem.layers is not None:
+        L = problem.layers
+        steps = jnp.asarray(residual_steps(problem.residual, (t1 - t0) / L, L), problem.dtype)
+        return _Segments(tuple((t0 + np.arange(L + 1) * (t1 - t0) / L).tolist()), True, steps)
+    inner = save_times(t0, t1, config.ts if ts is None else ts)
+    times = np.unique(np.concatenate([[t0], inner, [t1]]))
+    return _Segments(tuple(times.tolist()), False, None)
+
+
+def _chain(problem, config, segs, x, adjoint=None, offsets=None, checkpoint=False):
+    """x_S and the states (S + 1, n, d) along the chain from x; ``offsets`` (S + 1, n, d)
+    are added to each state (their gradient is ∂ℓ/∂x_s)."""
+    offsets = jnp.zeros((segs.count + 1, *x.shape), x.dtype) if offsets is None else offsets
+
+    def body(x, s):
+        x = x + offsets[s]
+        return segs.step(problem, config, x, s, adjoint), x
+
+    body = jax.checkpoint(body) if checkpoint else body
+    last, xs = jax.lax.scan(body, x, jnp.arange(segs.count))
+    last = last + offsets[-1]
+    return last, jnp.concatenate([xs, last[None]])
+
+
+# -- tangent spaces ---------------------------------------------------------------------
+
+
+def tangent_basis(theta: Float[ArrayLike, "n d"]) -> Float[Array, "n dm1 d"]:
+    """An orthonormal basis of each T_{θ_i} S^{d−1}: rows 2..d of the Householder
+    reflection H_i = I − 2uuᵀ/|u|², u = θ_i + sign(θ_{i1}) e_1, which maps θ_i to ∓e_1."""
+    theta = jnp.asarray(theta)
+    d = theta.shape[-1]
+    sign = jnp.where(theta[..., :1] >= 0, 1.0, -1.0).astype(theta.dtype)
+    u = theta + sign * jnp.eye(d, dtype=theta.dtype)[0]
+    H = (
+        jnp.eye(d, dtype=theta.dtype)
+        - 2 * u[..., :, None] * u[..., None, :] / jnp.sum(u * u, -1)[..., None, None]
+    )
+    return H[..., 1:, :]
+
+
+class _Tangent(eqx.Module):
+    """Coordinates of the tangent space at tokens x: c (n, d − 1) ↦ Σ_k c_ik b_ik on the
+    spheres (b_ik from :func:`tangent_basis`), the identity on R^{n×d} otherwise."""
+
+    basis: Array | None  # (n, d − 1, d), or None off the spheres
+
+    @classmethod
+    def at(cls, problem: Problem, x) -> "_Tangent":
+        return cls(
+            tangent_basis(x / jnp.linalg.norm(x, axis=-1, keepdims=True)) if on_spheres(problem) else None
+        )
+
+    def embed(self, c):
+        return c if self.basis is None else jnp.einsum("ik,ikd->id", c, self.basis)
+
+    def coords(self, v):
+        return v if self.basis is None else jnp.einsum("id,ikd->ik", v, self.basis)
+
+    def shape(self, x) -> tuple[int, int]:
+        n, d = x.shape
+        return (n, d) if self.basis is None else (n, d - 1)
+
+    def identity(self, x):
+        """Every coordinate direction, embedded: (N, n, d)."""
+        shape = self.shape(x)
+        eye = jnp.eye(math.prod(shape), dtype=x.dtype).reshape(-1, *shape)
+        return jax.vmap(self.embed)(eye)
+
+
+def tangent_dim(problem: Problem) -> int:
+    n, d = problem.x0.shape[-2:]
+    return n * (d - 1) if on_spheres(problem) else n * d
+
+
+def _to_tangent(problem, x, v):
+    """v projected onto the tangent space at x (the identity off the spheres)."""
+    return tangent_projection(x / jnp.linalg.norm(x, axis=-1, keepdims=True), v) if on_spheres(problem) else v
+
+
+def _check_k(k, dim) -> int:
+    if k is None:
+        return dim
+    k = check_int("k", k, minimum=1)
+    if k > dim:
+        raise ValueError(f"k={k} is out of range: the problem has {dim} directions (1 <= k <= {dim})")
+    return k
+
+
+def _start(problem: Problem, x0):
+    """The initial state: the directions x0/|x0| on the spheres, else x0."""
+    return x0 / jnp.linalg.norm(x0, axis=-1, keepdims=True) if on_spheres(problem) else x0
+
+
+# -- Lyapunov exponents -----------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class LyapunovSpectrum:
+    """Finite-time Lyapunov exponents of the flow map x(t0) ↦ x(t1).
+
+    ``exponents`` (*batch, k), descending: λ_i = log σ_i(DΦ)/(t1 − t0). ``ts`` the
+    boundaries t0 < ... < t1 (the save times; every layer with ``layers``). ``local``
+    (*batch, len(ts), k) or None: the instantaneous exponents at the boundaries, the
+    top eigenvalues of the symmetrised linearisation of the vector field on the
+    tangent space (ODE mode, ``local=True``). ``method`` "jacobian" or "qr";
+    ``config`` the problem as plain values."""
+
+    exponents: Float[ArrayLike, "*batch k"]
+    ts: Float[ArrayLike, " S"]
+    local: Float[ArrayLike, "*batch S k"] | None
+    method: str
+    config: dict
+
+    def to_xarray(self):
+        """An ``xarray.Dataset`` (dims sample, index, time); leading batch dimensions
+        are flattened into ``sample`` (attr ``batch_shape``)."""
+        import json
+
+        import xarray as xr
+
+        ex = np.asarray(self.exponents)
+        batch = ex.shape[:-1]
+        lead = ("sample",) if batch else ()
+        shape = (-1,) if batch else ()
+        data = {"exponents": (lead + ("index",), ex.reshape(shape + ex.shape[-1:]))}
+        if self.local is not None:
+            loc = np.asarray(self.local)
+            data["local"] = (lead + ("time", "index"), loc.reshape(shape + loc.shape[-2:]))
+        attrs = {
+            "method": self.method,
+            "batch_shape": json.dumps(list(batch)),
+            "config": json.dumps(self.config),
+        }
+        return xr.Dataset(data, coords={"time": np.asarray(self.ts, float)}, attrs=attrs)
+
+    def save(self, path) -> None:
+        """Write :meth:`to_xarray` as NetCDF; the file appears complete or not at all."""
+        from ._trajectory import write_atomic
+
+        write_atomic(self.to_xarray(), path)
+
+
+def _qr(W):
+    """Orthonormal rows spanning the rows of W (k, n, d), and the k × k triangle R."""
+    k = W.shape[0]
+    q, r = jnp.linalg.qr(W.reshape(k, -1).T)
+    return q.T.reshape(W.shape), r
+
+
+def _forward_sweep(problem, config, segs, x, Q, orthonormalize=True, blocks=None):
+    """Benettin's sweep: the tangent frame Q (k, n, d) pushed along the chain
+    (:meth:`_Segments.push`), re-orthonormalised by a QR at every boundary. Returns the
+    final frame, Σ_s log|diag R_s| (k), and the states (S + 1, n, d). Without
+    ``orthonormalize``: the frame DΦ Q itself (and zeros). ``blocks``: the sizes of
+    groups of frame vectors spanning invariant subspaces, each orthonormalised apart."""
+    blocks = (Q.shape[0],) if blocks is None else blocks
+    split = np.cumsum(blocks)[:-1].tolist()
+
+    def body(carry, s):
+        x, Q, logs, dt = carry
+        x1, W, dt = segs.push(problem, config, x, s, Q, dt)
+        W = _to_tangent(problem, x1, W)
+        if not orthonormalize:
+            return (x1, W, logs, dt), x
+        parts = [_qr(w) for w in jnp.split(W, split)]
+        Q1 = jnp.concatenate([q for q, _ in parts])
+        diag = jnp.concatenate([jnp.abs(jnp.diagonal(r)) for _, r in parts])
+        return (x1, Q1, logs + jnp.log(diag), dt), x
+
+    first = (segs.times[1] - segs.times[0]) / 16  # a guess the step control grows from
+    init = (x, Q, jnp.zeros(Q.shape[0], x.dtype), jnp.asarray(first, x.dtype))
+    (last, Q, logs, _), xs = jax.lax.scan(body, init, jnp.arange(segs.count))
+    return Q, logs, jnp.concatenate([xs, last[None]])
+
+
+def _qr_exponents(problem, config, segs, x, k, key):
+    """Top-k exponents by Benettin's method from a random tangent frame: (logs, states)."""
+    tangent = _Tangent.at(problem, x)
+    c = jax.random.normal(key, (k, *tangent.shape(x)), x.dtype)
+    Q, _ = _qr(jax.vmap(tangent.embed)(c))
+    _, logs, xs = _forward_sweep(problem, config, segs, x, Q)
+    return logs, xs
+
+
+def _jacobian_exponents(problem, config, segs, x, k):
+    """Top-k exponents from the singular values of the whole tangent Jacobian DΦ U
+    (U an orthonormal basis of the tangent space at x): (log σ (k), states)."""
+    J, _, xs = _forward_sweep(problem, config, segs, x, _Tangent.at(problem, x).identity(x), False)
+    sigma = jnp.linalg.svd(J.reshape(J.shape[0], -1), compute_uv=False)
+    return jnp.log(sigma[:k]), xs
+
+
+def ambient_velocity(problem: Problem, t, x):
+    """dx/dt at tokens x (n, d) of one trajectory: ṙ θ + r θ̇ from the scheme's velocity
+    (r ≡ 1 on the spheres)."""
+    theta = x / jnp.linalg.norm(x, axis=-1, keepdims=True)
+    r = jnp.ones(x.shape[:-1], x.dtype) if problem.scheme.sphere_bound else jnp.linalg.norm(x, axis=-1)
+    dtheta, dr = problem.scheme.velocity(t, theta, r, problem.attention)
+    return dr[..., None] * theta + r[..., None] * dtheta
+
+
+def _local_exponents(problem, t, x, k, key):
+    """The top k eigenvalues of the symmetrised tangent linearisation ½ Uᵀ(DF + DFᵀ)U of
+    the vector field F at x (dense up to :data:`DENSE_MAX` directions, else Lanczos)."""
+    tangent = _Tangent.at(problem, x)
+    shape = tangent.shape(x)
+    F = lambda y: ambient_velocity(problem, t, y)
+    _, pull = jax.vjp(F, x)
+
+    def sym(c):
+        u = tangent.embed(c.reshape(shape))
+        jv = jax.jvp(F, (x,), (u,))[1]
+        return tangent.coords((jv + pull(u)[0]) / 2).reshape(-1)
+
+    dim = math.prod(shape)
+    if dim <= DENSE_MAX:
+        M = jax.vmap(sym)(jnp.eye(dim, dtype=x.dtype))
+        return jnp.linalg.eigvalsh((M + M.T) / 2)[::-1][:k]
+    return lanczos(sym, dim, k, key=key, dtype=x.dtype)[0]
+
+
+def _span_exponents(problem, config, segs, x, k, method, key):
+    """The exponents through the span of the initial tokens (identity weights, a scheme
+    that keeps the span, n < d): the flow is O(d)-equivariant, so DΦ is block diagonal,
+    the span's n·m directions (m = n − 1 on the spheres, n off them) and, on the
+    orthogonal complement, one n × n map acting on the token index, the same for each
+    of the d − n directions. Solved in n + 1 coordinates (the span, and one direction
+    orthogonal to it); the second block's log σ counted d − n times. (log σ (k), None)."""
+    n, d = x.shape
+    basis = span_basis(x / jnp.linalg.norm(x, axis=-1, keepdims=True))  # (n, d)
+    c = jnp.einsum("id,kd->ik", x, basis)
+    pad = lambda v: jnp.concatenate([v, jnp.zeros((*v.shape[:-1], 1), v.dtype)], axis=-1)
+    tangent = _Tangent.at(problem, c)
+    if method == "jacobian":
+        inside = jax.vmap(pad)(tangent.identity(c))
+        outside = jnp.eye(n, dtype=x.dtype)
+    else:
+        k_in, key_out = min(k, math.prod(tangent.shape(c))), jax.random.fold_in(key, 1)
+        inside, _ = _qr(
+            jax.vmap(lambda v: pad(tangent.embed(v)))(
+                jax.random.normal(key, (k_in, *tangent.shape(c)), x.dtype)
+            )
+        )
+        outside = jax.random.normal(key_out, (min(k, n), n), x.dtype)
+        outside = jnp.linalg.qr(outside.T)[0].T
+    across = jnp.zeros((outside.shape[0], n, n + 1), x.dtype).at[..., -1].set(outside)
+    Q = jnp.concatenate([inside, across])
+    blocks = (inside.shape[0], across.shape[0])
+    W, logs, _ = _forward_sweep(problem, config, segs, pad(c), Q, method != "jacobian", blocks)
+    if method == "jacobian":
+        sigma = lambda J: jnp.linalg.svd(J.reshape(J.shape[0], -1), compute_uv=False)
+        logs = jnp.concatenate([jnp.log(sigma(W[: blocks[0]])), jnp.log(sigma(W[blocks[0] :]))])
+    logs_in, logs_out = logs[: blocks[0]], logs[blocks[0] :]
+    merged = jnp.concatenate([logs_in, jnp.repeat(logs_out, d - n)])
+    return jnp.sort(merged)[::-1][:k], None
+
+
+def _lyapunov_one(p, x0, config, segs, k, method, local, seed, span):
+    """The exponents (k) of one trajectory and, with ``local``, its local ones (S + 1, k)."""
+    key = jax.random.key(seed)
+    x = _start(p, x0)
+    if span:
+        logs, _ = _span_exponents(p, config, segs, x, k, method, key)
+    elif method == "jacobian":
+        logs, xs = _jacobian_exponents(p, config, segs, x, k)
+    else:
+        logs, xs = _qr_exponents(p, config, segs, x, k, key)
+    ex = jnp.sort(logs)[::-1] / (p.t1 - p.t0)
+    if not local:
+        return ex, None
+    times = jnp.asarray(segs.times, x.dtype)
+    return ex, jax.vmap(lambda t, y: _local_exponents(p, t, y, k, key))(times, xs)
+
+
+def lyapunov(
+    x0: Float[ArrayLike, "*batch n d"],
+    scheme,
+    *,
+    beta,
+    t1,
+    k: int | None = None,
+    method: str = "auto",
+    local: bool = False,
+    seed: int = 0,
+    **simulate_options,
+) -> LyapunovSpectrum:
+    r"""Finite-time Lyapunov exponents λ_i = log σ_i(DΦ)/(t1 − t0) of the flow map
+    Φ: x(t0) ↦ x(t1) (MODEL.md §9), all of them or the top ``k``, for every trajectory
+    of the batch; ``simulate_options`` as for :func:`particles.simulate` (``layers=L``:
+    the product of the L layer Jacobians). DΦ is restricted to the tangent space of the
+    state: n(d − 1) directions on the product of unit spheres (sphere-bound schemes;
+    x0 is taken as its directions), n·d on R^{n×d}.
+
+    The boundaries t0 < ... < t1 where the tangents are re-orthonormalised are the save
+    times ``ts`` (default: every unit of time, where piecewise-constant weights jump).
+    With identity weights, n < d and a scheme that keeps the span (every built-in
+    speed scheme; ``reduce_span=True``, the default), the flow is O(d)-equivariant and
+    DΦ splits into the span's directions and one n × n map repeated on each of the
+    d − n directions orthogonal to it: solved in n + 1 coordinates instead of d.
+
+    ``method``: "jacobian" pushes an orthonormal basis of the tangent space along the
+    flow and takes the singular values of the whole tangent Jacobian: exact to the
+    solve's tolerance, but the small σ_i are lost below eps·σ_1 (float32 over long
+    horizons). "qr" (Benettin et al. 1980) pushes a random k-frame instead,
+    re-orthonormalising it by QR at every save time (every layer), so that no exponent
+    is lost to rounding, and sums log|diag R|: these converge to the top k exponents as
+    t1 − t0 grows, with an O(1/(t1 − t0)) offset from the random start frame (their
+    sum is exact: k-volume growth of the frame; with k = all, log|det DΦ|/(t1 − t0)). In the ODE mode
+    the tangents follow the variational equation dV/dt = Df(x) V, integrated alongside
+    the flow with the steps controlled on both (:func:`particles._integrate.flow_between`);
+    with ``layers`` they are exact JVPs of each layer. "auto" is "jacobian" up to
+    :data:`JACOBIAN_MAX` = 128 tangent directions or when all exponents are asked for,
+    and "qr" beyond (measured: 496 directions cost 571 ms by "jacobian", 11 ms by "qr"
+    with k = 8; docs/sensitivity.md). ``seed``: the random start frame of "qr". ``local=True`` adds the
+    instantaneous exponents at the save times (ODE mode)."""
+    problem, config = _setup(x0, scheme, beta, t1, simulate_options)
+    check_choice("method", method, LYAPUNOV_METHODS)
+    dim = tangent_dim(problem)
+    k = _check_k(k, dim)
+    if local and problem.layers is not None:
+        raise ValueError("local=True applies to the ODE mode (a vector field); drop it with layers=L")
+    if method == "auto":
+        method = "jacobian" if dim <= JACOBIAN_MAX or k == dim else "qr"
+    if problem.layers is None and config.ts is None:  # re-orthonormalise once per unit of time
+        every = np.append(np.arange(problem.t0, problem.t1, 1.0)[1:], problem.t1)
+        config = dataclasses.replace(config, ts=tuple(every.tolist()))
+    segs = _segments(problem, config)
+    n, d = problem.x0.shape[-2:]
+    span = bool(problem.layers is None and problem.keeps_span and n < d and config.reduce_span and not local)
+    ex, loc = _batched(problem, _lyapunov_one, config, segs, k, method, local, seed, span)
+    ex = _unflatten(problem, ex)
+    loc = None if loc is None else _unflatten(problem, loc)
+    return LyapunovSpectrum(ex, np.asarray(segs.times), loc, method, problem.describe())
+
+
+# -- Lanczos ----------------------------------------------------------------------------
+
+
+def lanczos(matvec: Callable, dim: int, k: int, *, iters: int | None = None, key=None, dtype=None):
+    """The k largest eigenvalues (descending) and their vectors (k, dim) of the symmetric
+    operator ``matvec`` on R^dim, by ``iters`` Lanczos steps (default min(dim, 2k + 30))
+    with full re-orthogonalisation (Gram–Schmidt twice), restarting from a fresh random
+    direction orthogonal to the Krylov basis when it breaks down (an invariant
+    subspace). With iters = dim the tridiagonal matrix is similar to the operator: every
+    eigenvalue, multiplicities included."""
+    iters = min(dim, 2 * k + 30) if iters is None else min(check_int("iters", iters, minimum=k), dim)
+    key = jax.random.key(0) if key is None else key
+    dtype = dtype or jnp.float32
+    tiny = jnp.sqrt(jnp.finfo(dtype).eps)
+
+    def orthogonalize(w, V):
+        for _ in range(2):
+            w = w - V.T @ (V @ w)
+        return w
+
+    def body(j, state):
+        V, alpha, off = state
+        v = V[j]
+        w = matvec(v)
+        a = jnp.vdot(v, w)
+        w = orthogonalize(w, V)
+        b = jnp.linalg.norm(w)
+        fresh = orthogonalize(jax.random.normal(jax.random.fold_in(key, j + 1), (dim,), dtype), V)
+        broke = b <= tiny * jnp.maximum(jnp.abs(a), jnp.linalg.norm(jnp.abs(alpha), jnp.inf) + 1e-30)
+        w = jnp.where(broke, fresh / jnp.linalg.norm(fresh), w / jnp.where(b > 0, b, 1))
+        V = V.at[j + 1].set(jnp.where(j + 1 < iters, w, 0))
+        return V, alpha.at[j].set(a), off.at[j].set(jnp.where(broke, 0, b))
+
+    v0 = jax.random.normal(key, (dim,), dtype)
+    V = jnp.zeros((iters + 1, dim), dtype).at[0].set(v0 / jnp.linalg.norm(v0))
+    init = (V, jnp.zeros(iters, dtype), jnp.zeros(iters, dtype))
+    V, alpha, off = jax.lax.fori_loop(0, iters, body, init)
+    T = jnp.diag(alpha) + jnp.diag(off[:-1], 1) + jnp.diag(off[:-1], -1)
+    theta, S = jnp.linalg.eigh(T)
+    order = jnp.argsort(theta)[::-1][:k]
+    return theta[order], (V[:iters].T @ S[:, order]).T
+
+
+# -- gradients --------------------------------------------------------------------------
+
+
+def _check_loss(loss, problem: Problem):
+    """A callable of the tokens (n, d) returning a scalar, or a one-line ValueError."""
+    if not callable(loss):
+        raise ValueError(f"loss={loss!r} must be a function of the final tokens (n, d) returning a scalar")
+    n, d = problem.x0.shape[-2:]
+    with precision(problem.dtype):
+        out = jax.eval_shape(loss, jax.ShapeDtypeStruct((n, d), problem.dtype))
+    if not hasattr(out, "shape") or out.shape != ():
+        raise ValueError(
+            f"loss must return a scalar; it returned {getattr(out, 'shape', type(out).__name__)}"
+        )
+    return loss
+
+
+def _offset_gradients(problem, config, segs, loss, x0, checkpoint):
+    """∂ℓ/∂x_s (S + 1, n, d) for ℓ = loss(x_S): the gradient with respect to an offset
+    added to each state of the chain (one reverse pass)."""
+
+    def f(offsets):
+        return loss(_chain(problem, config, segs, x0, offsets=offsets, checkpoint=checkpoint)[0])
+
+    return jax.grad(f)(jnp.zeros((segs.count + 1, *x0.shape), x0.dtype))
+
+
+@eqx.filter_jit
+def _over_batch(fn, problem, *args):
+    """fn(single problem, x0, *args) over the flattened batch (``fn`` and the non-array
+    ``args`` static: a second call with the same ones reuses the compiled program)."""
+    return jax.vmap(lambda x0, beta: fn(_single(problem, x0, beta), x0, *args))(*_flat(problem))
+
+
+def _batched(problem, fn, *args):
+    with precision(problem.dtype):
+        return _over_batch(fn, problem, *args)
+
+
+def _gradients_at(p, x, config, segs, loss, checkpoint, index):
+    return _offset_gradients(p, config, segs, loss, x, checkpoint)[np.asarray(index)]
+
+
+def layer_gradients(
+    x0: Float[ArrayLike, "*batch n d"],
+    scheme,
+    *,
+    loss,
+    beta,
+    t1,
+    layers: int,
+    checkpoint: bool = True,
+    **simulate_options,
+) -> Float[Array, "layers_plus_1 *batch n d"]:
+    """∂ℓ/∂x_l, l = 0..L, for ℓ = ``loss``(x_L) (a JAX function of the output tokens
+    (n, d) returning a scalar): x_l is the input of layer l + 1 (x_0 = x0), through the
+    layer maps of :func:`particles.simulate` with ``layers=L``. Shape (L + 1, *batch, n,
+    d). One reverse pass: DΦ_lᵀ applied from the top, ``checkpoint``: each layer
+    recomputed in the backward pass (``jax.checkpoint``), so only the L + 1 states are
+    kept. The backward-stability profile |∂ℓ/∂x_l| of Zhang et al., arXiv 2510.09904."""
+    problem, config = _setup(x0, scheme, beta, t1, {**simulate_options, "layers": layers})
+    loss = _check_loss(loss, problem)
+    segs = _segments(problem, config)
+    index = tuple(range(segs.count + 1))
+    out = _batched(problem, _gradients_at, config, segs, loss, checkpoint, index)
+    return _unflatten(problem, out, lead=1)
+
+
+def gradients(
+    x0: Float[ArrayLike, "*batch n d"],
+    scheme,
+    *,
+    loss,
+    beta,
+    t1,
+    ts=None,
+    **simulate_options,
+) -> Float[Array, "T *batch n d"]:
+    """The adjoint ∂ℓ/∂x(t) at the save times ``ts`` (default: those of
+    :func:`particles.simulate`) for ℓ = ``loss``(x(t1)), in the ODE mode: one reverse
+    pass through the solves between save times (diffrax's recursive checkpointing).
+    Shape (T, *batch, n, d); on the spheres the component along each θ_i is that of
+    the lifted coordinates (the flow divides by |x_i| first)."""
+    if simulate_options.get("layers") is not None:
+        raise ValueError("gradients() is the ODE mode; with layers=L use layer_gradients()")
+    problem, config = _setup(x0, scheme, beta, t1, simulate_options)
+    loss = _check_loss(loss, problem)
+    segs = _segments(problem, config, ts)
+    wanted = save_times(problem.t0, problem.t1, ts)
+    index = tuple(np.searchsorted(np.asarray(segs.times), wanted).tolist())
+    out = _batched(problem, _gradients_at, config, segs, loss, False, index)
+    return _unflatten(problem, out, lead=1)
+
+
+# -- weights ----------------------------------------------------------------------------
+
+_MLP_NAMES = ("W1", "b1", "W2", "b2")
+
+
+def _weights(problem: Problem, names, materialize=False) -> dict:
+    """The problem's weights by name (Q, K, V, W1, b1, W2, b2, gamma, bias); absent
+    ones left out, or with ``materialize`` given their default value (identity
+    attention weights (1, 1, d, d), γ = 1, b = 0)."""
+    d, dtype = problem.x0.shape[-1], problem.dtype
+    att, mlp, norm = problem.attention, problem.mlp, problem.norm
+    out = {}
+    for name in names:
+        if name in ("Q", "K", "V"):
+            w = getattr(att, name)
+            if w is None and materialize:
+                w = jnp.eye(d, dtype=dtype)[None, None]
+        elif name in _MLP_NAMES:
+            w = None if mlp is None else getattr(mlp, name)
+        else:
+            w = getattr(norm, name)
+            if (
+                w is None
+                and materialize
+                and norm.kind != "projection"
+                and not (name == "bias" and norm.kind == "rmsnorm")
+            ):
+                w = (jnp.ones if name == "gamma" else jnp.zeros)(d, dtype)
+        if w is not None:
+            out[name] = jnp.asarray(w)
+    return out
+
+
+def _with_weights(problem: Problem, weights: dict) -> Problem:
+    """The problem with some weights replaced (identity attention weights given
+    explicitly where the problem had None)."""
+    where = {"Q": lambda p: p.attention.Q, "K": lambda p: p.attention.K, "V": lambda p: p.attention.V,
+             "gamma": lambda p: p.norm.gamma, "bias": lambda p: p.norm.bias}  # fmt: skip
+    for name in _MLP_NAMES:
+        where[name] = lambda p, name=name: getattr(p.mlp, name)
+    for name, w in weights.items():
+        problem = eqx.tree_at(where[name], problem, w, is_leaf=lambda v: v is None)
+    return problem
+
+
+def _layer_axis(problem: Problem, name: str, w) -> bool:
+    """Whether weight ``name`` has a leading axis of one entry per layer."""
+    if name in ("Q", "K", "V"):
+        return w.shape[0] > 1 or problem.layers == 1
+    base = {"gamma": 1, "bias": 1}.get(name, {"W1": 2, "b1": 1, "W2": 2, "b2": 1}.get(name))
+    return w.ndim > base
+
+
+_WEIGHT_NAMES = ("Q", "K", "V", *_MLP_NAMES, "gamma", "bias")
+
+
+def _weight_grads(p, x, config, segs, loss):
+    f = lambda w: loss(_chain(_with_weights(p, w), config, segs, _start(p, x), checkpoint=segs.layered)[0])
+    return jax.grad(f)(_weights(p, _WEIGHT_NAMES))
+
+
+@dataclasses.dataclass(frozen=True)
+class WeightGradients:
+    """∂ℓ/∂w for every weight w of the layers (``grads``: name ↦ array of shape (*batch,
+    *w.shape)) and the per-layer profile ``norms``: sublayer ↦ (*batch, L) Frobenius
+    norms, "Q", "K", "V" (attention), "mlp" (W1, b1, W2, b2 together), "gamma",
+    "bias" (the norm's), for the weights that have one entry per layer."""
+
+    grads: dict
+    norms: dict
+
+
+def weight_gradients(
+    x0: Float[ArrayLike, "*batch n d"], scheme, *, loss, beta, t1, **simulate_options
+) -> WeightGradients:
+    """The gradient of ℓ = ``loss``(x(t1)) with respect to each layer's weights (Q, K,
+    V, the MLP's, γ, b), per trajectory, grouped by layer and sublayer: the "gradient
+    norm per layer" profile of Zhang et al., arXiv 2510.09904. Discrete layers
+    (``layers=L``) or the ODE (weights per unit time)."""
+    problem, config = _setup(x0, scheme, beta, t1, simulate_options)
+    loss = _check_loss(loss, problem)
+    segs = _segments(problem, config)
+    weights = _weights(problem, _WEIGHT_NAMES)
+
+    grads = {
+        name: _unflatten(problem, g)
+        for name, g in _batched(problem, _weight_grads, config, segs, loss).items()
+    }
+    b = len(problem.batch_shape)
+    per_layer = lambda g: jnp.sqrt(jnp.sum(g.reshape(*g.shape[: b + 1], -1) ** 2, axis=-1))
+    norms = {name: per_layer(g) for name, g in grads.items() if _layer_axis(problem, name, weights[name])}
+    mlp = [norms.pop(name) for name in _MLP_NAMES if name in norms]
+    if mlp:
+        norms["mlp"] = jnp.sqrt(sum(m**2 for m in mlp))
+    return WeightGradients(grads, norms)
+
+
+# -- Hessian spectra --------------------------------------------------------------------
+
+_GROUPS = {"Q": ("Q",), "K": ("K",), "V": ("V",), "mlp": _MLP_NAMES, "gamma": ("gamma",), "bias": ("bias",)}
+
+
+@dataclasses.dataclass(frozen=True)
+class HessianSpectrum:
+    """The top ``k`` eigenvalues (*batch, k), descending, of the Hessian of the loss with
+    respect to ``wrt`` (of ``layer``, or all layers when None), and with
+    ``vectors=True`` the eigenvectors (*batch, k, N) in the flattened coordinates
+    (``jax.flatten_util.ravel_pytree`` of the parameters: x0 (n, d); the arrays of a
+    weight group in the order W1, b1, W2, b2)."""
+
+    eigenvalues: Float[ArrayLike, "*batch k"]
+    vectors: Float[ArrayLike, "*batch k N"] | None
+    wrt: str
+    layer: int | None
+    method: str
+
+
+def _check_parameters(problem: Problem, wrt: str, layer):
+    """Check that the problem has the parameters ``wrt`` names (and ``layer``)."""
+    if wrt == "x0":
+        return None
+    weights = _weights(problem, _GROUPS[wrt], materialize=True)
+    if not weights:
+        need = "an mlp" if wrt == "mlp" else "norm='layernorm' (or 'rmsnorm' for gamma)"
+        raise ValueError(f"wrt={wrt!r}: the problem has no such weights; give {need}")
+    if layer is None:
+        return
+    layered = {name: w for name, w in weights.items() if _layer_axis(problem, name, w)}
+    if not layered:
+        raise ValueError(
+            f"layer={layer}: the {wrt} weights are shared by all layers (no layer axis); drop layer"
+        )
+    size = min(w.shape[0] for w in layered.values())
+    layer = check_int("layer", layer, minimum=0)
+    if layer >= size:
+        raise ValueError(
+            f"layer={layer} is out of range: the {wrt} weights have {size} layers (0..{size - 1})"
+        )
+
+
+def _hessian_loss(problem, config, segs, loss, wrt, layer, x0):
+    """(the flat parameters, ℓ as a function of them) for one trajectory."""
+    adjoint = None if segs.layered else diffrax.DirectAdjoint()  # forward-over-reverse through diffrax
+    run = lambda p, x: loss(_chain(p, config, segs, x, adjoint=adjoint)[0])
+    if wrt == "x0":
+        flat, unravel = jax.flatten_util.ravel_pytree(x0)
+        return flat, lambda v: run(problem, unravel(v))
+    weights = _weights(problem, _GROUPS[wrt], materialize=True)
+    if layer is None:
+        flat, unravel = jax.flatten_util.ravel_pytree(weights)
+        return flat, lambda v: run(_with_weights(problem, unravel(v)), x0)
+    part = {name: w[layer] for name, w in weights.items() if _layer_axis(problem, name, w)}
+    flat, unravel = jax.flatten_util.ravel_pytree(part)
+
+    def f(v):
+        new = {name: weights[name].at[layer].set(w) for name, w in unravel(v).items()}
+        return run(_with_weights(problem, new), x0)
+
+    return flat, f
+
+
+def _hessian_top(p, x, config, segs, loss, wrt, layer, method, k, steps, seed):
+    flat, f = _hessian_loss(p, config, segs, loss, wrt, layer, x)
+    if method == "dense":
+        vals, vecs = jnp.linalg.eigh(jax.hessian(f)(flat))
+        return vals[::-1][:k], vecs[:, ::-1][:, :k].T
+    hvp = lambda v: jax.jvp(jax.grad(f), (flat,), (v,))[1]
+    return lanczos(hvp, flat.shape[0], k, iters=steps, key=jax.random.key(seed), dtype=flat.dtype)
+
+
+def hessian_spectrum(
+    x0: Float[ArrayLike, "*batch n d"],
+    scheme,
+    *,
+    loss,
+    wrt: str,
+    k: int,
+    beta,
+    t1,
+    layer: int | None = None,
+    vectors: bool = False,
+    method: str = "auto",
+    iters: int | None = None,
+    seed: int = 0,
+    **simulate_options,
+) -> HessianSpectrum:
+    """The top-k eigenvalues (the k largest, descending) of the Hessian of ℓ =
+    ``loss``(x(t1)) with respect to ``wrt``: "x0" (the tokens), "Q", "K", "V", "mlp"
+    (W1, b1, W2, b2), "gamma", "bias" (the norm's), all layers or one ``layer``.
+    Identity attention weights and a default γ = 1, b = 0 are differentiated at those
+    values. "lanczos": ``iters`` Lanczos steps (:func:`lanczos`, default 2k + 30) on
+    Hessian-vector products Hv = ∂_ε ∇ℓ(p + εv) (forward-over-reverse: a JVP of the
+    gradient; diffrax's DirectAdjoint in the ODE mode), never forming the Hessian;
+    "dense": ``jax.hessian`` and its eigendecomposition; "auto": dense when the
+    parameters are no more than the Lanczos steps. The curvature blocks of Petrov et al.,
+    arXiv 2510.16927 (MODEL.md §9)."""
+    problem, config = _setup(x0, scheme, beta, t1, simulate_options)
+    check_choice("wrt", wrt, WRT)
+    check_choice("method", method, HESSIAN_METHODS)
+    if wrt == "x0" and layer is not None:
+        raise ValueError("layer= selects weights; wrt='x0' has none")
+    loss = _check_loss(loss, problem)
+    _check_parameters(problem, wrt, layer)
+    segs = _segments(problem, config)
+    with precision(problem.dtype):
+        x, beta = (a[0] for a in _flat(problem))
+        one = _single(problem, x, beta)
+        dim = jax.eval_shape(lambda: _hessian_loss(one, config, segs, loss, wrt, layer, x)[0]).shape[0]
+    k = _check_k(k, dim)
+    steps = min(dim, 2 * k + 30) if iters is None else min(check_int("iters", iters, minimum=k), dim)
+    if method == "auto":
+        method = "dense" if dim <= steps else "lanczos"
+
+    vals, vecs = _batched(problem, _hessian_top, config, segs, loss, wrt, layer, method, k, steps, seed)
+    vals = _unflatten(problem, vals)
+    return HessianSpectrum(vals, _unflatten(problem, vecs) if vectors else None, wrt, layer, method)
+
+
+# -- the stability profile of a layer stack ---------------------------------------------
+
+
+def random_readout(key, n: int, d: int, dtype=None) -> Callable:
+    """ℓ(x) = Σ_i ⟨g_i, x_i⟩/(n√d) with g fixed i.i.d. N(0, 1) (``key``: a jax.random key
+    or an int seed): a random linear read-out of the output tokens, the loss of the
+    stability profiles (its gradient at the output has norm ≈ 1/√n)."""
+    from ._validate import as_key, default_dtype
+
+    g = jax.random.normal(as_key(key), (n, d), dtype or default_dtype())
+    return lambda x: jnp.sum(g.astype(x.dtype) * x) / (n * math.sqrt(d))
+
+
+def stability_profile(
+    x0: Float[ArrayLike, "*batch n d"], scheme, *, loss, beta, t1, layers: int, **simulate_options
+):
+    """The depth profile of a layer stack (Zhang et al., arXiv 2510.09904) as an
+    ``xarray.Dataset`` over ``layer`` = 0..L (the input of layer l + 1; L the output):
+    ``hidden_norm`` the mean token norm mean_i |x_l,i|, ``gradient_norm`` |∂ℓ/∂x_l|
+    (Frobenius, :func:`layer_gradients`) and, per layer (``block`` = 1..L),
+    ``grad_Q``, ``grad_K``, ``grad_V``, ``grad_mlp``, ``grad_gamma``, ``grad_bias``:
+    the norms of the gradient with respect to that layer's weights
+    (:func:`weight_gradients`). Leading batch dimensions are flattened into ``sample``."""
+    import xarray as xr
+
+    from ._simulate import simulate
+
+    options = {**simulate_options, "layers": layers}
+    traj = simulate(x0, scheme, beta=beta, t1=t1, **options)
+    hidden = np.moveaxis(np.mean(np.asarray(traj.r), axis=-1), -1, 0)  # (L + 1, *batch)
+    grads = np.asarray(layer_gradients(x0, scheme, loss=loss, beta=beta, t1=t1, **options))
+    gnorm = np.sqrt(np.sum(grads**2, axis=(-1, -2)))
+    weights = weight_gradients(x0, scheme, loss=loss, beta=beta, t1=t1, **options).norms
+    batch = hidden.shape[1:]
+    lead, flat = (("sample",), (-1,)) if batch else ((), ())
+    per_depth = lambda a: (("layer", *lead), np.asarray(a).reshape(a.shape[0], *flat))
+    data = {"hidden_norm": per_depth(hidden), "gradient_norm": per_depth(gnorm)}
+    for name, w in weights.items():
+        w = np.moveaxis(np.asarray(w), -1, 0)
+        data[f"grad_{name}"] = (("block", *lead), w.reshape(w.shape[0], *flat))
+    coords = {"layer": np.arange(layers + 1), "block": np.arange(1, layers + 1)}
+    return xr.Dataset(data, coords=coords, attrs={"scheme": str(scheme), "layers": layers})
