@@ -244,6 +244,7 @@ def noise_lines(r: NoiseResult) -> list[str]:
         "",
         f"The field runs in row blocks of {r.block_size} queries (`particles.auto_block_size`); after the "
         f"steps max ||θ_i| − 1| = {r.sphere_error:.1e}.",
+    ]
 
 
 def sensitivity_target_lines(r: SensitivityResult) -> list[str]:
@@ -305,7 +306,10 @@ def phase_lines(r: PhaseResult) -> list[str]:
         "|---|---|---|---|",
     ]
     euler = r.cold[0]
-    out += [f"| {c.label} | {c.wall_s:.2f} | **{euler.wall_s / c.wall_s:.2f}x** | {c.max_error:.1e} |" for c in r.cold]
+    out += [
+        f"| {c.label} | {c.wall_s:.2f} | **{euler.wall_s / c.wall_s:.2f}x** | {c.max_error:.1e} |"
+        for c in r.cold
+    ]
     if r.full:
         d, b, s, t = r.full_shape
         out += [
