@@ -17,6 +17,7 @@ from . import schemes as schemes
 from . import sensitivity as sensitivity
 from . import sphere as sphere
 from ._attention import Attention as Attention
+from ._cache import cache_requested as _cache_requested
 from ._cache import enable_compilation_cache as enable_compilation_cache
 from ._chart import AmbientChart as AmbientChart
 from ._chart import SpanChart as SpanChart
@@ -52,3 +53,6 @@ from .schemes import get_scheme as get_scheme
 from .weights import random_mlp as random_mlp
 from .weights import random_transformer as random_transformer
 from .weights import random_weights as random_weights
+
+if _cache_requested():
+    enable_compilation_cache()

@@ -3,7 +3,8 @@
 Compiling the solver takes seconds, longer than a default ``particles simulate`` solve;
 with the cache a second invocation loads the compiled program from disk instead. The
 command line turns it on unless ``PARTICLES_NO_CACHE=1`` or ``--no-cache``; library
-users call :func:`enable_compilation_cache` themselves.
+users call :func:`enable_compilation_cache` themselves, or opt in once for every script
+with ``PARTICLES_CACHE=1`` in their environment (``import particles`` then turns it on).
 
 JAX does not cache programs that contain host callbacks, and equinox's runtime checks
 (``eqx.error_if``, used inside diffrax) are host callbacks unless ``EQX_ON_ERROR=nan``.
@@ -18,6 +19,7 @@ import os
 import sys
 
 NO_CACHE_ENV = "PARTICLES_NO_CACHE"
+CACHE_ENV = "PARTICLES_CACHE"  # opt-in for the Python API
 
 
 def default_cache_dir() -> str:
@@ -26,8 +28,17 @@ def default_cache_dir() -> str:
     return os.path.join(root, "particles", "jax")
 
 
+def _flag(name) -> bool:
+    return os.environ.get(name, "").strip().lower() not in ("", "0", "false", "no")
+
+
 def cache_disabled() -> bool:
-    return os.environ.get(NO_CACHE_ENV, "").strip().lower() not in ("", "0", "false", "no")
+    return _flag(NO_CACHE_ENV)
+
+
+def cache_requested() -> bool:
+    """``PARTICLES_CACHE`` is set (and ``PARTICLES_NO_CACHE`` is not)."""
+    return _flag(CACHE_ENV) and not cache_disabled()
 
 
 def enable_compilation_cache(path: str | None = None) -> str | None:

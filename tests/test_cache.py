@@ -31,3 +31,16 @@ def test_cli_fills_the_cache_unless_switched_off(tmp_path):
     out = subprocess.run([*cmd[:3], "--no-cache", *cmd[3:], "--init", "bogus"], env=env, capture_output=True)
     assert out.returncode == 2 and b"--init" in out.stderr
     assert not (tmp_path / "off").exists()
+
+
+def test_python_api_uses_the_cache_when_opted_in(tmp_path):
+    """PARTICLES_CACHE=1: a script's solve is cached without calling enable_compilation_cache."""
+    script = "import particles; particles.simulate(particles.init.uniform_sphere(0, 4, 3), 'post', beta=1.0, t1=1.0)"
+    for opt_in, folder in (("1", "on"), ("", "off")):
+        env = dict(
+            os.environ, XDG_CACHE_HOME=str(tmp_path / folder), JAX_PLATFORMS="cpu", PARTICLES_CACHE=opt_in
+        )
+        env.pop("PARTICLES_NO_CACHE", None)
+        subprocess.run([sys.executable, "-c", script], env=env, check=True, capture_output=True, timeout=300)
+    assert any(name.startswith("jit__solve") for name in os.listdir(tmp_path / "on" / "particles" / "jax"))
+    assert not (tmp_path / "off" / "particles").exists()
