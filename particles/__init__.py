@@ -8,6 +8,7 @@ are the documented low-level pieces that sweeps and benchmarks use.
 
 __version__ = "0.1.0"
 
+from . import _cache
 from . import analysis as analysis
 from . import animate as animate
 from . import equiangular as equiangular
@@ -17,7 +18,6 @@ from . import schemes as schemes
 from . import sensitivity as sensitivity
 from . import sphere as sphere
 from ._attention import Attention as Attention
-from ._cache import cache_requested as _cache_requested
 from ._cache import enable_compilation_cache as enable_compilation_cache
 from ._chart import AmbientChart as AmbientChart
 from ._chart import SpanChart as SpanChart
@@ -54,5 +54,5 @@ from .weights import random_mlp as random_mlp
 from .weights import random_transformer as random_transformer
 from .weights import random_weights as random_weights
 
-if _cache_requested():
+if _cache.cache_requested():
     enable_compilation_cache()
