@@ -60,8 +60,8 @@ def open_store(out, cfg, chunk_size, num_units):
     if not os.path.isdir(parent):
         raise ValueError(f"out={out!r}: folder {parent!r} does not exist")
     if chunk_size is None:
-        # 16 chunks: each NetCDF write costs ~40 ms on the 2-core machine (135 of them were 5 s
-        # of the full phase diagram); resuming redoes at most a sixteenth
+        # 16 chunks: each NetCDF write took ~40 ms on the 2-core machine, and the full phase
+        # diagram had 135 chunks (~5 s of writes by that count); a resume redoes at most 1/16
         chunk_size = max(1, math.ceil(num_units / 16))
     try:
         os.makedirs(out, exist_ok=True)
