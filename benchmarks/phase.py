@@ -106,7 +106,7 @@ def _reference(x0, beta, ts):
 def cold(ds=(8, 128), betas=12, seeds=16, euler_h=0.1, save_every=0.1, checks=((0, 0), (5, 3), (11, 7))):
     """The cold small phase diagram: (euler, token, gram) ColdRuns and the times."""
     beta_grid = np.linspace(*BETA_RANGE, betas)
-    ts = np.append(np.arange(0, T1, save_every), T1)
+    ts = particles.save_times(0.0, T1, save_every=save_every)
     runs = []
     with tempfile.TemporaryDirectory() as tmp:
         env = dict(os.environ, XDG_CACHE_HOME=os.path.join(tmp, "cache"))
@@ -173,7 +173,7 @@ def full(ds=(8, 128, 1024), betas=90, seeds=64, save_every=0.1):
             densities[gram] = sw["pair_density"].values
             differing = float(np.mean(densities[gram] != densities[False]))
             runs.append(FullRun(label, wall, differing))
-    return runs, (len(ds), betas, seeds, len(np.append(np.arange(0, T1, save_every), T1)))
+    return runs, (len(ds), betas, seeds, len(particles.save_times(0.0, T1, save_every=save_every)))
 
 
 def phase(small=None, full_size=None) -> PhaseResult:
@@ -184,6 +184,6 @@ def phase(small=None, full_size=None) -> PhaseResult:
     full_runs, shape = ((), ()) if full_size is False else full(**(full_size or {}))
     return PhaseResult(
         ds=tuple(small.get("ds", (8, 128))), betas=small.get("betas", 12), seeds=small.get("seeds", 16),
-        saves=len(np.append(np.arange(0, T1, small.get("save_every", 0.1)), T1)), euler_h=small.get("euler_h", 0.1),
+        saves=len(particles.save_times(0.0, T1, save_every=small.get("save_every", 0.1))), euler_h=small.get("euler_h", 0.1),
         cold=tuple(cold_runs), full=tuple(full_runs), full_shape=tuple(shape), checked=checked,
     )  # fmt: skip

@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+from helpers import random_layer_stack
 
 import particles
 
@@ -55,19 +56,7 @@ def np_transformer(x, placement, norm, beta, Q, K, V, mlp, h=1.0):
 
 @pytest.fixture
 def transformer():
-    rng = np.random.default_rng(0)
-    L, heads, n, d, m = 4, 3, 6, 8, 16
-    Q, K, V = (np.asarray(w) for w in particles.random_weights(1, d, heads=heads, layers=L))
-    mlp = (
-        rng.normal(size=(L, m, d)) / math.sqrt(d),
-        0.1 * rng.normal(size=(L, m)),
-        rng.normal(size=(L, d, m)) / math.sqrt(m),
-        0.1 * rng.normal(size=(L, d)),
-    )
-    gamma = 1 + 0.2 * rng.normal(size=(L, d))
-    bias = 0.1 * rng.normal(size=(L, d))
-    x0 = rng.normal(size=(n, d))
-    return dict(L=L, Q=Q, K=K, V=V, mlp=mlp, gamma=gamma, bias=bias, x0=x0)
+    return dict(L=4, **random_layer_stack(L=4, heads=3, n=6, d=8, m=16, gain_spread=0.2, bias_spread=0.1))
 
 
 @pytest.mark.parametrize("placement", ["pre", "post"])

@@ -11,6 +11,7 @@ import jax.numpy as jnp
 import jax.scipy.special
 import numpy as np
 import pytest
+from helpers import random_layer_stack
 
 import particles
 from particles import sensitivity as S
@@ -225,19 +226,9 @@ def test_lyapunov_to_xarray():
 
 @pytest.fixture
 def transformer():
-    rng = np.random.default_rng(0)
-    L, heads, n, d, m = 3, 2, 4, 5, 8
-    Q, K, V = (np.asarray(w) for w in particles.random_weights(1, d, heads=heads, layers=L))
-    mlp = (
-        rng.normal(size=(L, m, d)) / math.sqrt(d),
-        0.1 * rng.normal(size=(L, m)),
-        rng.normal(size=(L, d, m)) / math.sqrt(m),
-        0.1 * rng.normal(size=(L, d)),
-    )
-    gamma = 1 + 0.3 * rng.normal(size=(L, d))
-    bias = 0.2 * rng.normal(size=(L, d))
-    kw = dict(beta=0.7, Q=Q, K=K, V=V, mlp=mlp, norm="layernorm", gamma=gamma, bias=bias)
-    return dict(L=L, x0=rng.normal(size=(n, d)), kw=kw)
+    w = random_layer_stack(L=3, heads=2, n=4, d=5, m=8, gain_spread=0.3, bias_spread=0.2)
+    x0 = w.pop("x0")
+    return dict(L=3, x0=x0, kw=dict(beta=0.7, norm="layernorm", **w))
 
 
 def weighted(x):

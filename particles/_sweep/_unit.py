@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import analysis, init
-from .._config import SolveConfig, save_times
+from .._config import SolveConfig
 from .._gram import observe_gram
 from .._integrate import integrate
 from .._problem import make_problem, precision
@@ -75,7 +75,7 @@ def solve_unit(cfg, unit):
         and config.adaptive
         and isinstance(config.solver, UnrolledTsit5)
     ):
-        out = _solve_unit_gram(problem, config, names, delta, dtype)
+        out = _solve_unit_gram(problem, config, ts, names, delta, dtype)
         if out is not None:
             return out
     with warnings.catch_warnings():  # failed seeds are recorded in the status variable
@@ -104,12 +104,12 @@ def solve_unit(cfg, unit):
 _crossing_time = jax.jit(analysis.crossing_time)  # one program (op by op: ~0.8 s of compiles)
 
 
-def _solve_unit_gram(problem, config, names, delta, dtype):
+def _solve_unit_gram(problem, config, ts, names, delta, dtype):
     """:func:`solve_unit` by the Gram solve (MODEL.md §8; one compiled program for every
     d, since the state is the n × n chord distances), or ``None`` where it does not
     apply (coincident initial tokens). A failed batch is solved again seed by seed,
     as the token solve does."""
-    att, ts = problem.attention, save_times(problem.t0, problem.t1, config.ts)
+    att = problem.attention
     level = None if config.stop_at_collapse is None else 1 - config.stop_at_collapse
     solve = lambda x0, beta, level: observe_gram(  # noqa: E731
         x0, problem.scheme, beta=beta, kind=att.kind, causal=att.causal, ts=ts, t0=problem.t0, t1=problem.t1,
