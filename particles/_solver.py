@@ -154,12 +154,13 @@ class UnrolledTsit5(diffrax.AbstractAdaptiveSolver):
 class LoopSolution(NamedTuple):
     """What :func:`tsit5_loop` returns: ``saves`` (``save_fn`` of the state at each
     save time, time first; NaN where the run did not get there), ``final``
-    (``save_fn`` of the state where the run ended), ``t_end`` (t1, or the time the stop
-    condition was met), ``stopped``, ``ok`` (False: out of steps, or a step that stayed
+    (``save_fn`` of the state where the run ended), ``y`` (that state), ``t_end`` (t1,
+    or the time the stop condition was met), ``stopped``, ``ok`` (False: out of steps, or a step that stayed
     non-finite) and the step counts."""
 
     saves: PyTree
     final: PyTree
+    y: PyTree
     t_end: jax.Array
     stopped: jax.Array
     ok: jax.Array
@@ -321,6 +322,6 @@ def tsit5_loop(
 
     s = jax.lax.while_loop(lambda s: ~s["done"] & (s["steps"] < max_steps), step, state)
     return LoopSolution(
-        saves=s["saves"], final=save_fn(s["y"]), t_end=s["t_end"], stopped=s["stopped"], ok=s["done"],
+        saves=s["saves"], final=save_fn(s["y"]), y=s["y"], t_end=s["t_end"], stopped=s["stopped"], ok=s["done"],
         num_steps=s["steps"], num_rejected=s["rejected"],
     )  # fmt: skip
