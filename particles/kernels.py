@@ -65,6 +65,20 @@ def _weights(logits, index, num_keys: int, kind: str, causal: bool):
     return jax.nn.softmax(logits, axis=-1)
 
 
+@jax.custom_jvp
+def _self_gram(x):
+    """⟨x_i, x_j⟩ (Q = K = I, dense): its tangent ⟨dx_i, x_j⟩ + ⟨x_i, dx_j⟩ is one
+    product and its transpose, not two products."""
+    return jnp.einsum("...ie,...je->...ij", x, x, precision=PRECISION)
+
+
+@_self_gram.defjvp
+def _self_gram_jvp(primals, tangents):
+    (x,), (dx,) = primals, tangents
+    half = jnp.einsum("...ie,...je->...ij", dx, x, precision=PRECISION)
+    return _self_gram(x), half + jnp.swapaxes(half, -1, -2)
+
+
 def mix(beta, query, key, value, *, kind="softmax", causal=False, block=None):
     """Σ_j w_ij value_j with w from the logits β ⟨query_i, key_j⟩, in row blocks of
     ``block`` queries (default :func:`auto_block_size`) so that at most ``block × n``
@@ -73,7 +87,8 @@ def mix(beta, query, key, value, *, kind="softmax", causal=False, block=None):
     block = block or auto_block_size(n, math.prod(batch))
 
     def rows(q, start):
-        logits = beta * jnp.einsum("...ie,...je->...ij", q, key, precision=PRECISION)
+        gram = _self_gram(q) if q is key else jnp.einsum("...ie,...je->...ij", q, key, precision=PRECISION)
+        logits = beta * gram
         index = start + jnp.arange(q.shape[-2])
         return jnp.matmul(_weights(logits, index, n, kind, causal), value, precision=PRECISION)
 
