@@ -332,57 +332,20 @@ def _variational_field(t, state, args):
     return jax.vmap(push, out_axes=(None, 0))(V)
 
 
-def _max_rms(err):
-    """The error norm of the state with its tangents: the larger of the two RMS norms."""
-    return jnp.maximum(optx.rms_norm(err[0]), optx.rms_norm(err[1]))
-
-
-@eqx.filter_jit
-def _solve_tangents(state, args, solver, t0, t1, rtol, atol, step_size, jumps, max_steps, dt0=None):
-    if step_size is None:
-        controller = step_controller(rtol, atol, _max_rms, jumps)
-    else:
-        controller = diffrax.ConstantStepSize()
-    return diffrax.diffeqsolve(
-        diffrax.ODETerm(_variational_field), solver, t0, t1, dt0 if step_size is None else step_size, state,
-        args=args,
-        saveat=diffrax.SaveAt(t1=True), stepsize_controller=controller, max_steps=max_steps, throw=False,
-    )  # fmt: skip
-
-
-def flow_between(problem: Problem, config: SolveConfig, x, ta, tb, *, adjoint=None, tangents=None, dt0=None):
+def flow_between(problem: Problem, config: SolveConfig, x, ta, tb, *, adjoint=None):
     """The flow map x(ta) ↦ x(tb) of one trajectory (``problem`` unbatched: x0 (n, d),
     scalar beta) as a differentiable function of the tokens ``x`` (n, d) and of the
     problem's weights: the lifted state of :func:`integrate` (θ = x/|x|, r = |x|, or
     r = 1 for sphere-bound schemes) solved by the same diffrax solve, returned as
     tokens r θ. ``adjoint``: the default ``RecursiveCheckpointAdjoint`` for gradients,
     ``DirectAdjoint`` for forward-over-reverse. Failures are not classified here: a
-    failed solve returns NaN.
-
-    ``tangents`` (k, n, d): also return DΦ applied to each, from the variational
-    equation dV/dt = Df(y) V integrated alongside the flow with the steps controlled
-    on both (a JVP through the solve would control the steps on the state alone, and
-    at rest, e.g. at consensus, take steps far too long for the tangents); then the
-    result is (x(tb), DΦ V, the mean step taken), and ``dt0`` the first step to try
-    (None: diffrax's guess), so that a chain of such solves need not start each one
-    from a small step."""
+    failed solve returns NaN."""
     dtype = x.dtype
     jumps = problem.jump_times()
     jumps = jnp.asarray(jumps, dtype) if jumps and config.adaptive else None
     scalar = lambda v: None if v is None else jnp.asarray(v, dtype)
     args = (problem.scheme, problem.attention)
     lift = lambda x: _lifted(problem, x)
-    if tangents is not None:
-        y0, V0 = jax.vmap(lambda v: jax.jvp(lift, (x,), (v,)), out_axes=(None, 0))(tangents)
-        sol = _solve_tangents(
-            (y0, V0), args, config.solver, scalar(ta), scalar(tb), scalar(config.rtol), scalar(config.atol),
-            scalar(config.step_size), jumps, config.max_steps, scalar(dt0),
-        )  # fmt: skip
-        y1, V1 = jax.tree.map(lambda a: a[0], sol.ys)
-        x1, W = jax.vmap(lambda v: jax.jvp(_tokens, (y1,), (v,)), out_axes=(None, 0))(V1)
-        bad = ~jnp.isfinite(sol.ts[0])
-        mean_step = (scalar(tb) - scalar(ta)) / jnp.maximum(sol.stats["num_accepted_steps"], 1).astype(dtype)
-        return jnp.where(bad, jnp.nan, x1), jnp.where(bad, jnp.nan, W), mean_step
     sol = _solve(
         lift(x), args, config.solver, jnp.reshape(scalar(tb), (1,)), scalar(ta), scalar(tb),
         scalar(config.rtol), scalar(config.atol), scalar(config.step_size), jumps, config.max_steps, False,

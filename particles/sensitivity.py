@@ -2,21 +2,27 @@ r"""Sensitivity of the flow and of the layer stack (MODEL.md §9): finite-time L
 exponents, gradients of a loss with respect to every depth and every layer's weights,
 and the top of the Hessian spectrum.
 
-Everything here differentiates through the solve :func:`particles.simulate` runs: the
-ODE between save times is the same diffrax solve (:func:`particles._integrate.flow_between`),
+Gradients differentiate through the solve :func:`particles.simulate` runs: the ODE
+between save times is the same diffrax solve (:func:`particles._integrate.flow_between`),
 and ``layers=L`` the same layer maps (:func:`particles._layers.apply_layer`). Both are
 seen as a chain of *segments* x_{s+1} = Φ_s(x_s) between the boundaries t_0 < ... < t_S
 (the save times in the ODE mode, one layer each with ``layers``), so that
 
     DΦ = DΦ_{S−1} ⋯ DΦ_0,       ∂ℓ/∂x_s = DΦ_sᵀ ∂ℓ/∂x_{s+1}.
 
+Lyapunov exponents push a frame of tangents forward instead: through each layer's JVP,
+or, in the ODE mode, along the variational equation solved with the flow in one loop
+(:func:`_variational_loop`, the same Tsit5 pair and step control).
+
 The state space is the product of unit spheres for sphere-bound schemes (post, ngpt,
 sqrt; with the projection norm in the layer mode), with n(d − 1) tangent directions,
 and R^{n×d} otherwise. Batches (x0 of shape (*batch, n, d), beta broadcast against it)
-are handled one trajectory at a time under ``jax.vmap``, each with its own steps.
+are handled one trajectory at a time under ``jax.vmap`` (a single one without it),
+each with its own steps.
 
 References: Benettin, Galgani, Giorgilli, Strelcyn, *Lyapunov characteristic exponents
-for smooth dynamical systems*, Meccanica 15 (1980) (QR re-orthonormalisation); Zhang
+for smooth dynamical systems*, Meccanica 15 (1980) (QR re-orthonormalisation); Dieci,
+Russell, Van Vleck, SIAM J. Numer. Anal. 34 (1997) (continuous QR); Zhang
 et al., arXiv 2510.09904 (gradient norms per layer); Petrov et al., arXiv 2510.16927
 (Hessian blocks of transformer sublayers); Lanczos, J. Res. NBS 45 (1950).
 """
@@ -34,9 +40,10 @@ import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
 from ._config import SolveConfig, save_times
-from ._integrate import flow_between
+from ._integrate import _lifted, _tokens, _variational_field, flow_between, vector_field
 from ._layers import apply_layer, residual_steps
 from ._problem import Problem, make_problem, precision
+from ._solver import UnrolledTsit5, tsit5_loop
 from ._validate import check_choice, check_int
 from .sphere import span_basis, tangent_projection
 
@@ -114,16 +121,10 @@ class _Segments(eqx.Module):
         times = jnp.asarray(self.times, x.dtype)
         return flow_between(problem, config, x, times[s], times[s + 1], adjoint=adjoint)
 
-    def push(self, problem: Problem, config: SolveConfig, x, s, tangents, dt0):
-        """(Φ_s(x), DΦ_s(x) V, the mean step) for tangents V (k, n, d): exact JVPs of a
-        layer; in the ODE mode the variational equation solved alongside the flow, its
-        first step ``dt0`` (the previous segment's mean step)."""
-        if self.layered:
-            step = lambda y: apply_layer(problem, y, s, self.steps[s])
-            x1, W = jax.vmap(lambda v: jax.jvp(step, (x,), (v,)), out_axes=(None, 0))(tangents)
-            return x1, W, dt0
-        times = jnp.asarray(self.times, x.dtype)
-        return flow_between(problem, config, x, times[s], times[s + 1], tangents=tangents, dt0=dt0)
+    def push(self, problem: Problem, x, s, tangents):
+        """(Φ_s(x), DΦ_s(x) V) of layer s for tangents V (k, n, d): exact JVPs."""
+        step = lambda y: apply_layer(problem, y, s, self.steps[s])
+        return jax.vmap(lambda v: jax.jvp(step, (x,), (v,)), out_axes=(None, 0))(tangents)
 
 
 def _segments(problem: Problem, config: SolveConfig, ts=None) -> _Segments:
@@ -279,45 +280,237 @@ def _qr(W):
     return q.T.reshape(W.shape), r
 
 
-def _forward_sweep(problem, config, segs, x, Q, orthonormalize=True, blocks=None):
-    """Benettin's sweep: the tangent frame Q (k, n, d) pushed along the chain
-    (:meth:`_Segments.push`), re-orthonormalised by a QR at every boundary. Returns the
+# A frame is a tuple of arrays with the frame's vector index first: the tangents' leaves
+# (lift (k, n, w) and r (k, n) in the lifted coordinates, or tokens (k, n, w)), or, in
+# the span reduction, one (q, n) array: q vectors on the token index that move along a
+# direction orthogonal to the span (:func:`_orthogonal_jvp`).
+
+
+def _inner(P, R):
+    """The q × q matrix of inner products ⟨P_i, R_j⟩ of two frames."""
+    return sum(
+        jnp.tensordot(p, r, axes=(tuple(range(1, p.ndim)), tuple(range(1, r.ndim)))) for p, r in zip(P, R)
+    )
+
+
+def _combine(C, P):
+    """The vectors Σ_i C_ij P_i: the frame (as the columns of a matrix) times C."""
+    return tuple(jnp.tensordot(C, p, axes=(0, 0)) for p in P)
+
+
+def _matrix(P):
+    """The frame's vectors as the columns of an (N, q) matrix."""
+    return jnp.concatenate([p.reshape(p.shape[0], -1) for p in P], axis=1).T
+
+
+def _unmatrix(M, P):
+    """The inverse of :func:`_matrix`, shaped like the frame P."""
+    sizes = np.cumsum([math.prod(p.shape[1:]) for p in P])[:-1].tolist()
+    return tuple(m.T.reshape(p.shape) for m, p in zip(jnp.split(M, sizes), P))
+
+
+def _orthogonal_jvp(fn, y, U):
+    """D fn(y) on the directions orthogonal to the span of y's tokens, for the frame U
+    (q, n): the first leaf of y (the lift, or the tokens; (n, w)) padded by q zero
+    columns, the vector U_j placed in column w + j of the tangent, and the same columns
+    of the output's first leaf read back, (q, n). By O(d) equivariance each column
+    moves by the same n × n map, apart from the others and from the span."""
+    leaves, tree = jax.tree.flatten(y)
+    first, w = leaves[0], leaves[0].shape[-1]
+    padded = jnp.concatenate([first, jnp.zeros((first.shape[0], U.shape[0]), first.dtype)], axis=1)
+    tangent = [jnp.concatenate([jnp.zeros_like(first), U.T], axis=1), *map(jnp.zeros_like, leaves[1:])]
+    _, out = jax.jvp(lambda *ls: fn(jax.tree.unflatten(tree, ls)), (padded, *leaves[1:]), tuple(tangent))
+    return jax.tree.leaves(out)[0][:, w:].T
+
+
+def _orthonormal_start(y, frames):
+    """The start frames made orthonormal in the lifted coordinates: (frames, Σ log|diag R|).
+
+    The lift's radial directions are quotiented out of the tangents first,
+    V_i ← V_i − c_i lift_i with c_i = ⟨lift_i, V_i⟩/|lift_i|² (the tokens r lift/|lift|
+    do not see them), then each frame V = Q R is replaced by Q."""
+    lift, (V_lift, V_r) = y[0], frames[0]
+    c = jnp.sum(V_lift * lift, -1) / jnp.sum(lift * lift, -1)  # (k, n)
+    frames = ((V_lift - c[..., None] * lift, V_r), *frames[1:])
+    out, logs = [], []
+    for P in frames:
+        q, R = jnp.linalg.qr(_matrix(P))
+        out.append(_unmatrix(q, P))
+        logs.append(jnp.log(jnp.abs(jnp.diagonal(R))))
+    return tuple(out), jnp.concatenate(logs)
+
+
+STABILIZE = 1.0  # rate at which drift off the frame's constraints decays
+
+
+def _continuous_qr_field(orthonormalize):
+    """The flow y' = f(y), its variational equation on the frames and the logs (Dieci,
+    Russell and Van Vleck, *On the computation of Lyapunov exponents for continuous
+    dynamical systems*, SIAM J. Numer. Anal. 34, 1997): with V = Q R (Q orthonormal, R
+    upper triangular) and V' = A V (A = Df),
+
+        Q' = A Q − Q T,    (log R_ii)' = T_ii = B_ii,    B = QᵀA Q,
+        T = diag(B) + the strict upper triangle of B + Bᵀ,
+
+    so that the frame stays orthonormal and, where its span is invariant (at rest,
+    e.g. consensus), still: the steps are set by how the frame turns, not by how fast
+    the directions it spans decay (which a solve of V itself must resolve, however often
+    it is re-orthonormalised). Each frame separately.
+
+    Two constraints are invariant but not attracting, and a Runge–Kutta step drifts
+    off them: E = QᵀQ − I grows as E' = −TᵀE − ET (at the rate −2λ of the frame's
+    exponents λ < 0), and so does the tangents' component along the lift's radial
+    directions (the tokens r lift/|lift| do not see it; left in, it has exponent 0 and
+    takes over the frame). Both are made to decay at the rate γ = :data:`STABILIZE`:
+    Q' gains −½ Q (γE − TᵀE − ET), so that E' = −γE to first order; then each row
+    w_i of the tangents' lift gets the multiple of lift_i that makes
+    ⟨lift_i, w_i⟩' = −γ⟨lift_i, w_i⟩ (the flow's own radial part included). The
+    orthogonal frame of the span reduction has no radial part. Without
+    ``orthonormalize``: the variational equation itself."""
+
+    def field(t, s, args):
+        y, frames, logs = s
+        f, AV = _variational_field(t, (y, frames[0]), args)
+        moved = [AV]
+        if len(frames) > 1:
+            moved.append((_orthogonal_jvp(lambda z: vector_field(t, z, args), y, frames[1][0]),))
+        if not orthonormalize:
+            return f, tuple(moved), jnp.zeros_like(logs)
+        out, rates = [], []
+        for Q, AQ in zip(frames, moved):
+            q = Q[0].shape[0]
+            BN = _inner(Q, tuple(jnp.concatenate([a, b]) for a, b in zip(AQ, Q)))  # [QᵀAQ, QᵀQ]: one product
+            B, E = BN[:, :q], BN[:, q:] - jnp.eye(q, dtype=BN.dtype)
+            T = jnp.triu(B + B.T, 1) + jnp.diag(jnp.diagonal(B))
+            C = T + (STABILIZE * E - T.T @ E - E @ T) / 2
+            out.append(tuple(a - c for a, c in zip(AQ, _combine(C, Q))))
+            rates.append(jnp.diagonal(B))
+        (G_lift, G_r), (V_lift, _) = out[0], frames[0]
+        lift = y[0]
+        radial = (
+            jnp.sum(lift * G_lift, -1) + jnp.sum(f[0] * V_lift, -1) + STABILIZE * jnp.sum(lift * V_lift, -1)
+        )
+        out[0] = (G_lift - (radial / jnp.sum(lift * lift, -1))[..., None] * lift, G_r)
+        return f, tuple(out), jnp.concatenate(rates)
+
+    return field
+
+
+def _ambient_norm(d):
+    """The error norm of the solve with its frames, each part's RMS taken as entries
+    of R^{n×d} (the tokens' span coordinates embedded with zeros, as
+    :func:`particles.simulate` measures the span solve, so that the reduction does not
+    tighten the tolerance; the frame orthogonal to the span, (q, n), as q tangents
+    with n nonzero entries): the larger of the state's and the frames'."""
+
+    def norm(err):
+        (lift, r), frames, _ = err
+        w = lift.shape[-1]
+        state = (jnp.sum(lift * lift) + jnp.sum(r * r)) / (lift.size // w * d + r.size)
+        inside, *across = frames
+        total = sum(jnp.sum(a * a) for P in frames for a in P)
+        count = inside[0].size // w * d + sum(a.size for a in inside[1:]) + sum(P[0].size * d for P in across)
+        return jnp.sqrt(jnp.maximum(state, total / count))
+
+    return norm
+
+
+def _variational_loop(problem, config, segs, x, V, U=None, *, orthonormalize, states=False, d=None):
+    """The flow and its variational equation in one solve
+    (:func:`particles._solver.tsit5_loop`, the steps controlled on the state and the
+    frames: at rest, e.g. at consensus, steps controlled on the state alone grow far
+    too long for the tangents): with ``orthonormalize`` the frames kept orthonormal
+    along the way by the continuous QR method (:func:`_continuous_qr_field`), so that
+    no direction is lost to rounding however long the horizon; else V' = Df V itself.
+
+    ``V`` (k, n, w) tangents at the tokens x (n, w); ``U`` (q, n) or None: the frame
+    orthogonal to the span (:func:`_orthogonal_jvp`); ``d`` the ambient dimension
+    (default w), for the error norm (:func:`_ambient_norm`). Returns the frames at t1 in
+    token coordinates (orthonormal, or DΦ V and DΦ U), the logs (Σ log|diag R| along
+    the way, or log σ), frame by frame, and the tokens at ``segs.times`` (with
+    ``states``; else None); NaN where the solve failed."""
+    dtype = x.dtype
+    if not isinstance(config.solver, (UnrolledTsit5, diffrax.Tsit5)):
+        raise ValueError(
+            f"solver={type(config.solver).__name__}: the variational equation is solved with Tsit5; drop solver="
+        )
+    lift = lambda z: _lifted(problem, z)
+    y0, V0 = jax.vmap(lambda v: jax.jvp(lift, (x,), (v,)), out_axes=(None, 0))(V)
+    frames = (V0,) if U is None else (V0, (_orthogonal_jvp(lift, x, U),))
+    logs = jnp.zeros(sum(P[0].shape[0] for P in frames), dtype)
+    if orthonormalize:  # D lift need not keep the start frame orthonormal
+        frames, logs = _orthonormal_start(y0, frames)
+    jumps = tuple(problem.jump_times()) if config.adaptive else ()
+    ts = segs.times if states else segs.times[-1:]  # saves cost a copy of their buffer every step
+    sol = tsit5_loop(
+        _continuous_qr_field(orthonormalize), (y0, frames, logs), (problem.scheme, problem.attention),
+        t0=problem.t0, t1=problem.t1, ts=jnp.asarray(ts, dtype), rtol=config.rtol, atol=config.atol,
+        norm=_ambient_norm(x.shape[-1] if d is None else d), max_steps=config.max_steps, save_fn=lambda s: _tokens(s[0]),
+        jump_ts=jumps or None, step_size=config.step_size,
+    )  # fmt: skip
+    y1, frames, logs = sol.y
+    W = jax.vmap(lambda v: jax.jvp(_tokens, (y1,), (v,))[1])(frames[0])
+    out = [(_to_tangent(problem, _tokens(y1), W),)]
+    if U is not None:
+        out.append((_orthogonal_jvp(_tokens, y1, frames[1][0]),))
+    parts, final = [], []
+    for P in out:  # the last orthonormalisation, in token coordinates
+        if orthonormalize:
+            q, R = jnp.linalg.qr(_matrix(P))
+            final.append(_unmatrix(q, P)[0])
+            parts.append(jnp.log(jnp.abs(jnp.diagonal(R))))
+        else:
+            final.append(P[0])
+            parts.append(jnp.log(jnp.linalg.svd(_matrix(P), compute_uv=False)))
+    bad = ~sol.ok
+    nan = lambda a: jnp.where(bad, jnp.nan, a)  # noqa: E731
+    return [nan(a) for a in final], nan(logs + jnp.concatenate(parts)), sol.saves if states else None
+
+
+def _forward_sweep(problem, config, segs, x, Q, orthonormalize=True):
+    """Benettin's sweep through the layers: the tangent frame Q (k, n, d) pushed by the
+    exact JVP of each layer, re-orthonormalised by a QR after every layer. Returns the
     final frame, Σ_s log|diag R_s| (k), and the states (S + 1, n, d). Without
-    ``orthonormalize``: the frame DΦ Q itself (and zeros). ``blocks``: the sizes of
-    groups of frame vectors spanning invariant subspaces, each orthonormalised apart."""
-    blocks = (Q.shape[0],) if blocks is None else blocks
-    split = np.cumsum(blocks)[:-1].tolist()
+    ``orthonormalize``: the frame DΦ Q itself (and zeros)."""
 
     def body(carry, s):
-        x, Q, logs, dt = carry
-        x1, W, dt = segs.push(problem, config, x, s, Q, dt)
+        x, Q, logs = carry
+        x1, W = segs.push(problem, x, s, Q)
         W = _to_tangent(problem, x1, W)
         if not orthonormalize:
-            return (x1, W, logs, dt), x
-        parts = [_qr(w) for w in jnp.split(W, split)]
-        Q1 = jnp.concatenate([q for q, _ in parts])
-        diag = jnp.concatenate([jnp.abs(jnp.diagonal(r)) for _, r in parts])
-        return (x1, Q1, logs + jnp.log(diag), dt), x
+            return (x1, W, logs), x
+        Q1, r = _qr(W)
+        return (x1, Q1, logs + jnp.log(jnp.abs(jnp.diagonal(r)))), x
 
-    first = (segs.times[1] - segs.times[0]) / 16  # a guess the step control grows from
-    init = (x, Q, jnp.zeros(Q.shape[0], x.dtype), jnp.asarray(first, x.dtype))
-    (last, Q, logs, _), xs = jax.lax.scan(body, init, jnp.arange(segs.count))
+    init = (x, Q, jnp.zeros(Q.shape[0], x.dtype))
+    (last, Q, logs), xs = jax.lax.scan(body, init, jnp.arange(segs.count))
     return Q, logs, jnp.concatenate([xs, last[None]])
 
 
-def _qr_exponents(problem, config, segs, x, k, key):
+def _push_frame(problem, config, segs, x, Q, orthonormalize, states):
+    """(frame, logs, states at the boundaries or None): through the layers, or along
+    the ODE."""
+    if segs.layered:
+        return _forward_sweep(problem, config, segs, x, Q, orthonormalize)
+    (frame,), logs, xs = _variational_loop(
+        problem, config, segs, x, Q, orthonormalize=orthonormalize, states=states
+    )
+    return frame, logs, xs
+
+
+def _qr_exponents(problem, config, segs, x, k, key, states=False):
     """Top-k exponents by Benettin's method from a random tangent frame: (logs, states)."""
     tangent = _Tangent.at(problem, x)
     c = jax.random.normal(key, (k, *tangent.shape(x)), x.dtype)
     Q, _ = _qr(jax.vmap(tangent.embed)(c))
-    _, logs, xs = _forward_sweep(problem, config, segs, x, Q)
+    _, logs, xs = _push_frame(problem, config, segs, x, Q, True, states)
     return logs, xs
 
 
-def _jacobian_exponents(problem, config, segs, x, k):
+def _jacobian_exponents(problem, config, segs, x, k, states=False):
     """Top-k exponents from the singular values of the whole tangent Jacobian DΦ U
     (U an orthonormal basis of the tangent space at x): (log σ (k), states)."""
-    J, _, xs = _forward_sweep(problem, config, segs, x, _Tangent.at(problem, x).identity(x), False)
+    J, _, xs = _push_frame(problem, config, segs, x, _Tangent.at(problem, x).identity(x), False, states)
     sigma = jnp.linalg.svd(J.reshape(J.shape[0], -1), compute_uv=False)
     return jnp.log(sigma[:k]), xs
 
@@ -355,35 +548,24 @@ def _span_exponents(problem, config, segs, x, k, method, key):
     """The exponents through the span of the initial tokens (identity weights, a scheme
     that keeps the span, n < d): the flow is O(d)-equivariant, so DΦ is block diagonal,
     the span's n·m directions (m = n − 1 on the spheres, n off them) and, on the
-    orthogonal complement, one n × n map acting on the token index, the same for each
-    of the d − n directions. Solved in n + 1 coordinates (the span, and one direction
-    orthogonal to it); the second block's log σ counted d − n times. (log σ (k), None)."""
+    orthogonal complement, one n × n map M acting on the token index, the same for each
+    of the d − n directions. Solved in the span's n coordinates, with M's frame carried
+    by :func:`_orthogonal_jvp`; M's log σ counted d − n times. (log σ (k), None)."""
     n, d = x.shape
     basis = span_basis(x / jnp.linalg.norm(x, axis=-1, keepdims=True))  # (n, d)
     c = jnp.einsum("id,kd->ik", x, basis)
-    pad = lambda v: jnp.concatenate([v, jnp.zeros((*v.shape[:-1], 1), v.dtype)], axis=-1)
     tangent = _Tangent.at(problem, c)
     if method == "jacobian":
-        inside = jax.vmap(pad)(tangent.identity(c))
-        outside = jnp.eye(n, dtype=x.dtype)
+        inside, across = tangent.identity(c), jnp.eye(n, dtype=x.dtype)
     else:
         k_in, key_out = min(k, math.prod(tangent.shape(c))), jax.random.fold_in(key, 1)
-        inside, _ = _qr(
-            jax.vmap(lambda v: pad(tangent.embed(v)))(
-                jax.random.normal(key, (k_in, *tangent.shape(c)), x.dtype)
-            )
-        )
-        outside = jax.random.normal(key_out, (min(k, n), n), x.dtype)
-        outside = jnp.linalg.qr(outside.T)[0].T
-    across = jnp.zeros((outside.shape[0], n, n + 1), x.dtype).at[..., -1].set(outside)
-    Q = jnp.concatenate([inside, across])
-    blocks = (inside.shape[0], across.shape[0])
-    W, logs, _ = _forward_sweep(problem, config, segs, pad(c), Q, method != "jacobian", blocks)
-    if method == "jacobian":
-        sigma = lambda J: jnp.linalg.svd(J.reshape(J.shape[0], -1), compute_uv=False)
-        logs = jnp.concatenate([jnp.log(sigma(W[: blocks[0]])), jnp.log(sigma(W[blocks[0] :]))])
-    logs_in, logs_out = logs[: blocks[0]], logs[blocks[0] :]
-    merged = jnp.concatenate([logs_in, jnp.repeat(logs_out, d - n)])
+        inside, _ = _qr(jax.vmap(tangent.embed)(jax.random.normal(key, (k_in, *tangent.shape(c)), x.dtype)))
+        across = jnp.linalg.qr(jax.random.normal(key_out, (n, min(k, n)), x.dtype))[0].T
+    _, logs, _ = _variational_loop(
+        problem, config, segs, c, inside, across, orthonormalize=method != "jacobian", d=d
+    )
+    m = inside.shape[0]
+    merged = jnp.concatenate([logs[:m], jnp.repeat(logs[m:], d - n)])
     return jnp.sort(merged)[::-1][:k], None
 
 
@@ -394,9 +576,9 @@ def _lyapunov_one(p, x0, config, segs, k, method, local, seed, span):
     if span:
         logs, _ = _span_exponents(p, config, segs, x, k, method, key)
     elif method == "jacobian":
-        logs, xs = _jacobian_exponents(p, config, segs, x, k)
+        logs, xs = _jacobian_exponents(p, config, segs, x, k, local)
     else:
-        logs, xs = _qr_exponents(p, config, segs, x, k, key)
+        logs, xs = _qr_exponents(p, config, segs, x, k, key, local)
     ex = jnp.sort(logs)[::-1] / (p.t1 - p.t0)
     if not local:
         return ex, None
@@ -423,28 +605,30 @@ def lyapunov(
     state: n(d − 1) directions on the product of unit spheres (sphere-bound schemes;
     x0 is taken as its directions), n·d on R^{n×d}.
 
-    The boundaries t0 < ... < t1 where the tangents are re-orthonormalised are the save
-    times ``ts`` (default: every unit of time, where piecewise-constant weights jump).
-    With identity weights, n < d and a scheme that keeps the span (every built-in
-    speed scheme; ``reduce_span=True``, the default), the flow is O(d)-equivariant and
-    DΦ splits into the span's directions and one n × n map repeated on each of the
-    d − n directions orthogonal to it: solved in n + 1 coordinates instead of d.
+    ``ts`` (default: every unit of time) are the boundaries reported in the result:
+    where the local exponents are taken, and, with ``layers``, every layer. With
+    identity weights, n < d and a scheme that keeps the span (every built-in speed
+    scheme; ``reduce_span=True``, the default), the flow is O(d)-equivariant and DΦ
+    splits into the span's directions and one n × n map repeated on each of the d − n
+    directions orthogonal to it: solved in the span's n coordinates instead of d.
 
     ``method``: "jacobian" pushes an orthonormal basis of the tangent space along the
     flow and takes the singular values of the whole tangent Jacobian: exact to the
     solve's tolerance, but the small σ_i are lost below eps·σ_1 (float32 over long
-    horizons). "qr" (Benettin et al. 1980) pushes a random k-frame instead,
-    re-orthonormalising it by QR at every save time (every layer), so that no exponent
-    is lost to rounding, and sums log|diag R|: these converge to the top k exponents as
-    t1 − t0 grows, with an O(1/(t1 − t0)) offset from the random start frame (their
-    sum is exact: k-volume growth of the frame; with k = all, log|det DΦ|/(t1 − t0)). In the ODE mode
-    the tangents follow the variational equation dV/dt = Df(x) V, integrated alongside
-    the flow with the steps controlled on both (:func:`particles._integrate.flow_between`);
-    with ``layers`` they are exact JVPs of each layer. "auto" is "jacobian" up to
+    horizons). "qr" (Benettin et al. 1980) pushes a random k-frame instead, kept
+    orthonormal all the way, and sums log|diag R| of its QR factorisation: no exponent
+    is lost to rounding, and these converge to the top k exponents as t1 − t0 grows,
+    with an O(1/(t1 − t0)) offset from the random start frame (their sum is exact: the
+    k-volume growth of the frame; with k = all, log|det DΦ|/(t1 − t0)). In the ODE
+    mode the frame follows the variational equation in its continuous QR form (Dieci,
+    Russell and Van Vleck 1997), solved alongside the flow in one Tsit5 solve with the
+    steps controlled on both (:func:`_continuous_qr_field`; the jacobian method solves
+    dV/dt = Df V itself); with ``layers`` the tangents are exact JVPs of each layer,
+    re-orthonormalised by a QR after every layer. "auto" is "jacobian" up to
     :data:`JACOBIAN_MAX` = 128 tangent directions or when all exponents are asked for,
     and "qr" beyond (measured: 496 directions cost 571 ms by "jacobian", 11 ms by "qr"
-    with k = 8; docs/sensitivity.md). ``seed``: the random start frame of "qr". ``local=True`` adds the
-    instantaneous exponents at the save times (ODE mode)."""
+    with k = 8; docs/sensitivity.md). ``seed``: the random start frame of "qr".
+    ``local=True`` adds the instantaneous exponents at ``ts`` (ODE mode)."""
     problem, config = _setup(x0, scheme, beta, t1, simulate_options)
     check_choice("method", method, LYAPUNOV_METHODS)
     dim = tangent_dim(problem)
@@ -538,8 +722,14 @@ def _offset_gradients(problem, config, segs, loss, x0, checkpoint):
 @eqx.filter_jit
 def _over_batch(fn, problem, *args):
     """fn(single problem, x0, *args) over the flattened batch (``fn`` and the non-array
-    ``args`` static: a second call with the same ones reuses the compiled program)."""
-    return jax.vmap(lambda x0, beta: fn(_single(problem, x0, beta), x0, *args))(*_flat(problem))
+    ``args`` static: a second call with the same ones reuses the compiled program). One
+    trajectory is solved as it is: under ``vmap`` the small matrix products of the
+    frame become batched products, slower on a CPU (measured, docs/sensitivity.md)."""
+    one = lambda x0, beta: fn(_single(problem, x0, beta), x0, *args)  # noqa: E731
+    x0, beta = _flat(problem)
+    if x0.shape[0] == 1:
+        return jax.tree.map(lambda a: a[None], one(x0[0], beta[0]))
+    return jax.vmap(one)(x0, beta)
 
 
 def _batched(problem, fn, *args):
