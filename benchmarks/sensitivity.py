@@ -7,8 +7,10 @@
   reduce_span=False (R^{n x d}, the space the tangents live in).
 - `particles.sensitivity.layer_gradients` (every ∂ℓ/∂x_l, one reverse pass, each layer
   checkpointed) of the (e) transformer (Pre-LN, L = 256, n = 256, d = 128, LayerNorm,
-  GELU MLP m = 4d) against its forward pass (`particles.simulate` of the layers), and
-  the peak resident memory (ru_maxrss) of a subprocess running each.
+  GELU MLP m = 4d) against its forward pass (`particles.simulate` of the layers), the
+  peak resident memory (ru_maxrss) of a subprocess running each, and the temporary
+  buffers XLA assigns to the compiled programs (`memory_analysis`): the chain of layers
+  alone, its gradients with every layer checkpointed, and without checkpoints.
 """
 
 import dataclasses
@@ -16,6 +18,7 @@ import os
 import subprocess
 import sys
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 from common import best_time
@@ -57,6 +60,9 @@ class SensitivityResult:
     forward_peak_gb: float
     gradients_peak_gb: float
     baseline_gb: float  # the processes' peak before the call (imports, weights)
+    forward_temp_mb: float  # XLA's temporary buffers: the chain of layers
+    gradients_temp_mb: float  # ... layer_gradients, every layer checkpointed
+    unchecked_temp_mb: float  # ... layer_gradients(checkpoint=False)
 
     @property
     def lyapunov_ratio(self) -> float:
@@ -81,6 +87,33 @@ def _peak_gb(layers, n, d, gradients) -> tuple[float, float]:
     return before, after
 
 
+def _forward_at(p, x, config, segs):
+    return sensitivity._chain(p, config, segs, x)[0]
+
+
+def _temp_mb(fn, problem) -> float:
+    """The temporary buffers (MB) of ``fn(problem)`` as XLA compiles it."""
+    return jax.jit(fn).lower(problem).compile().memory_analysis().temp_size_in_bytes / 1e6
+
+
+def compiled_memory(x, lkw, loss) -> tuple[float, float, float]:
+    """XLA's temporary buffers (MB) for the forward chain of layers, layer_gradients
+    with every layer checkpointed, and without checkpoints."""
+    problem, config = sensitivity._setup(
+        x, "pre", lkw["beta"], lkw["t1"], {k: v for k, v in lkw.items() if k not in ("beta", "t1")}
+    )
+    loss = sensitivity._check_loss(loss, problem)
+    segs = sensitivity._segments(problem, config)
+    index = tuple(range(segs.count + 1))
+    over = sensitivity._over_batch
+    forward = _temp_mb(lambda p: over(_forward_at, p, config, segs), problem)
+    grads = [
+        _temp_mb(lambda p, c=c: over(sensitivity._gradients_at, p, config, segs, loss, c, index), problem)
+        for c in (True, False)
+    ]
+    return forward, *grads
+
+
 def sensitivity_costs(n=32, d=128, T=30.0, k=8, layers=256, layers_n=256, layers_d=128) -> SensitivityResult:
     x0 = np.asarray(particles.init.uniform_sphere(0, n, d, dtype=jnp.float32))
     kw = dict(beta=4.0, t1=T)
@@ -97,7 +130,8 @@ def sensitivity_costs(n=32, d=128, T=30.0, k=8, layers=256, layers_n=256, layers
     gradients_s = best_time(lambda: sensitivity.layer_gradients(x, "pre", loss=loss, **lkw))
     base, forward_peak = _peak_gb(layers, layers_n, layers_d, False)
     base_g, gradients_peak = _peak_gb(layers, layers_n, layers_d, True)
+    temps = compiled_memory(x, lkw, loss)
     return SensitivityResult(
         n, d, T, k, solve_s, ambient_s, lyapunov_s, layers, layers_n, layers_d, forward_s, gradients_s,
-        forward_peak, gradients_peak, max(base, base_g),
+        forward_peak, gradients_peak, max(base, base_g), *temps,
     )  # fmt: skip

@@ -147,6 +147,7 @@ def test_sensitivity():
     r = sensitivity.sensitivity_costs(n=4, d=6, T=2.0, k=2, layers=3, layers_n=4, layers_d=6)
     assert_sane(r)
     assert r.lyapunov_ratio > 0 and r.gradients_ratio > 0 and r.gradients_peak_gb >= r.baseline_gb > 0
+    assert 0 < r.forward_temp_mb and 0 < r.gradients_temp_mb
     (body,) = tables(report.sensitivity_lines(r)).values()
     assert body[2].startswith("| `sensitivity.lyapunov(k=2, method='qr')` |")
     assert body[-1].endswith(f"| {r.gradients_ratio:.1f}x |")
@@ -241,7 +242,7 @@ def sample_results():
         ),
         noise=noise.NoiseResult(8192, 3, 1.0, 0.2, 0.05, 4, 512, 4.0, 3.0, 2e-7),
         sensitivity=sensitivity.SensitivityResult(
-            32, 128, 30.0, 8, 0.005, 0.007, 0.5, 256, 256, 128, 0.3, 0.9, 1.0, 1.5, 0.8
+            32, 128, 30.0, 8, 0.005, 0.007, 0.5, 256, 256, 128, 0.3, 0.9, 1.0, 1.5, 0.8, 40.0, 80.0, 900.0
         ),
         phase=phase.PhaseResult(
             (8, 128),
@@ -284,10 +285,10 @@ def test_report_has_the_shape_of_results_md():
         "(the compiled scan; 33% for a whole simulate call) |",
         "| noisy flow (SDE), n = 8192 blockwise on the CPU | 1 s per Heun step (blocks of 512; 0.75 s without "
         "noise) |",
-        "| lyapunov k = 8 (n = 32, d = 128, T = 30) <= 10x the plain solve | 100x the default solve, 71x the "
+        "| lyapunov k = 8 (n = 32, d = 128, T = 30) <= 10x the plain solve | 100.0x the default solve, 71.4x the "
         "solve in R^(n x d) |",
-        "| layer_gradients of 256 layers (n = 256) <= 4x the forward pass | 3.0x; peak memory 1.50 GB (forward "
-        "1.00 GB) |",
+        "| layer_gradients of 256 layers (n = 256) <= 4x the forward pass | 3.0x; XLA temporaries 80 MB "
+        "checkpointed, 900 MB without (forward 40 MB) |",
         "| cold small phase diagram: a fresh particles process no slower than the numpy Euler one, at >= 100x "
         "smaller error | 0.60x (particles sweep --gram: 5.0 s against 3.0 s), error 5.0e-07 against 4.0e-02 "
         "(80000x smaller) |",
