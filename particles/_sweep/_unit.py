@@ -34,9 +34,11 @@ def _initial_tokens(spec, seeds, n, d, dtype):
 def _unit_observables(ts, lift, r, beta, t_stop, names, delta, k):
     """The observables over the first ``k`` saves and the collapse times of one unit
     from the solver's saves (``lift`` (T, seed, n, m), θ = lift/|lift|; ``r`` (T, seed,
-    n)), as one compiled program (op by op, they took as long as the solve), one seed
+    n)), as one compiled program (op by op, they took as long as the solve), four seeds
     at a time: for the whole unit at once, its Gram matrices (seeds × saves × n × n)
-    were arrays of tens of MB, and allocating them cost more than computing them."""
+    were arrays of tens of MB, and allocating them cost more than computing them
+    (64 seeds, n = 32, 301 saves: 123 ms at once, 47 ms seed by seed, 39 ms by four;
+    2026-12-03, 2-core CPU)."""
 
     def one_seed(i):
         theta = normalize(jax.lax.dynamic_index_in_dim(lift, i, axis=1, keepdims=False))
@@ -44,7 +46,7 @@ def _unit_observables(ts, lift, r, beta, t_stop, names, delta, k):
         values = analysis.observe(names, theta[:k], r_seed[:k], beta, delta)
         return values, analysis.collapse_time_of_saves(ts, theta, delta, t_stop)
 
-    return jax.lax.map(one_seed, jnp.arange(lift.shape[1]))
+    return jax.lax.map(one_seed, jnp.arange(lift.shape[1]), batch_size=4)
 
 
 def solve_unit(cfg, unit):
