@@ -15,6 +15,7 @@ Full: the published resolution (d in {8, 128, 1024}, 90 beta, 64 seeds, saves ev
 """
 
 import dataclasses
+import json
 import os
 import shutil
 import subprocess
@@ -57,12 +58,36 @@ for k, path in enumerate(sys.argv[1:-1]):  # one file of tokens (seed, n, d) per
 np.savez(sys.argv[-1], **out)
 """
 
+# Where a cold particles process spends its time: the import, then the same sweep twice in
+# one process (the second finds every program compiled), from an empty compilation cache.
+PARTS_SCRIPT = """
+import json, sys, time
+start = time.perf_counter()
+import particles
+from particles.cli import main
+imported = time.perf_counter()
+main(sys.argv[1:] + ["--out", "first"])
+first = time.perf_counter()
+main(sys.argv[1:] + ["--out", "again"])
+again = time.perf_counter()
+print(json.dumps([imported - start, first - imported, again - first]))
+"""
+
 
 @dataclasses.dataclass(frozen=True)
 class ColdRun:
     label: str
     wall_s: float  # the whole process
     max_error: float  # mean cosine against the float64 reference, over the checked runs
+    # a second cold process (particles only): import, the sweep, the same sweep again
+    import_s: float | None = None
+    first_s: float | None = None
+    again_s: float | None = None
+
+    @property
+    def compile_s(self) -> float | None:
+        """Compilation and other first-call costs: the first sweep less the second."""
+        return None if self.first_s is None else self.first_s - self.again_s
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,6 +114,21 @@ def _wall(argv, env):
     start = time.perf_counter()
     subprocess.run(argv, env=env, check=True, capture_output=True)
     return time.perf_counter() - start
+
+
+def _parts(args, env, tmp):
+    """(import, first sweep, same sweep again) in one fresh process with an empty cache."""
+    shutil.rmtree(os.path.join(tmp, "cache"), ignore_errors=True)
+    work = tempfile.mkdtemp(dir=tmp)
+    done = subprocess.run(
+        [sys.executable, "-c", PARTS_SCRIPT, *args],
+        env=env,
+        cwd=work,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def _particles_command():
@@ -154,7 +194,8 @@ def cold(ds=(8, 128), betas=12, seeds=16, euler_h=0.1, save_every=0.1, checks=((
             for (d, b, s), ref in refs.items():
                 got = ds_out["mean_cosine"].sel(d=d).isel(beta=b, seed=s).values.astype(float)
                 err = max(err, float(np.max(np.abs(got - ref))))
-            runs.append(ColdRun(label + (", float64 chords" if extra else ""), wall, err))
+            parts = _parts(argv[len(_particles_command()) : argv.index("--out")] + extra, env, tmp)
+            runs.append(ColdRun(label + (", float64 chords" if extra else ""), wall, err, *parts))
     return runs, len(refs)
 
 

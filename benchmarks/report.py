@@ -306,14 +306,29 @@ def phase_lines(r: PhaseResult) -> list[str]:
         f"|mean cosine − reference| over the saves of {r.checked} (d, beta, seed) runs, the reference a "
         "float64 `particles.simulate` at rtol = atol = 1e-12 from the same tokens.",
         "",
-        "| cold process | wall time (s) | Euler time / time | max error |",
-        "|---|---|---|---|",
+        "| cold process | wall time (s) | Euler time / time | max error | import (s) | compilation (s) | "
+        "the sweep, compiled (s) |",
+        "|---|---|---|---|---|---|---|",
     ]
     euler = r.cold[0]
+    part = lambda v: "" if v is None else f"{v:.2f}"  # noqa: E731
     out += [
-        f"| {c.label} | {c.wall_s:.2f} | **{euler.wall_s / c.wall_s:.2f}x** | {c.max_error:.1e} |"
+        f"| {c.label} | {c.wall_s:.2f} | **{euler.wall_s / c.wall_s:.2f}x** | {c.max_error:.1e} | "
+        f"{part(c.import_s)} | {part(c.compile_s)} | {part(c.again_s)} |"
         for c in r.cold
     ]
+    timed = [c for c in r.cold[1:] if c.import_s is not None]
+    if timed:
+        best = min(timed, key=lambda c: c.wall_s)
+        fixed = best.import_s + best.compile_s
+        out += [
+            "",
+            "The last three columns come from a second fresh process per row that imports particles and runs "
+            "the same sweep twice: compilation is the first sweep's time less the second's (which finds "
+            f"every program compiled). What bounds the cold ratio: for {best.label}, import and compilation "
+            f"alone take {fixed:.2f} s, {fixed / euler.wall_s:.0%} of the whole Euler process "
+            f"({euler.wall_s:.2f} s), before any solving.",
+        ]
     if r.full:
         d, b, s, t = r.full_shape
         out += [

@@ -134,6 +134,9 @@ def test_phase():
     assert_sane(r)
     assert [c.label.split()[0] for c in r.cold] == ["numpy", "particles", "particles"]
     assert all(c.wall_s > 0 for c in r.cold) and r.cold[0].max_error > r.cold[1].max_error
+    assert r.cold[0].import_s is None and all(
+        c.import_s > 0 and c.first_s > c.again_s > 0 for c in r.cold[1:]
+    )
     assert r.full[0].pair_densities_differing == 0 and r.checked == 2
     (body,) = tables(report.phase_lines(r)[:-6]).values()
     assert (
@@ -252,8 +255,8 @@ def sample_results():
             0.1,
             (
                 phase.ColdRun("numpy Euler", 3.0, 0.04),
-                phase.ColdRun("particles sweep", 6.0, 4e-7),
-                phase.ColdRun("particles sweep --gram", 5.0, 5e-7),
+                phase.ColdRun("particles sweep", 6.0, 4e-7, 1.5, 4.0, 1.5),
+                phase.ColdRun("particles sweep --gram", 5.0, 5e-7, 1.5, 3.0, 1.0),
             ),
             (phase.FullRun("token solve", 80.0, 0.0), phase.FullRun("Gram solve", 120.0, 0.001)),
             (3, 90, 64, 301),
