@@ -15,7 +15,7 @@ from particles.cli import main
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
     path = tmp_path_factory.mktemp("backend") / "s"
-    particles.sweep(path, beta=[1.0, 2.0], n=4, d=3, t1=1.0, seeds=2, progress=False)
+    particles.sweep(path, beta=[1.0, 2.0], n=4, d=3, t1=1.0, seeds=2, progress=False, chunk_size=1)
     return path
 
 

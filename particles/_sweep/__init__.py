@@ -3,16 +3,17 @@
 A sweep is a grid over scheme, scheme parameters (tau, alpha), n, d, beta, seed and,
 where given, layers and noise.
 The work is split into *units*: one (scheme, parameters, n, d, beta) with all its
-seeds, solved by one :func:`particles.simulate` call (the seeds batched into one
-compiled solve; all units of the same (scheme, parameters, n, d) share one compile,
-since beta is traced). Units are grouped ``chunk_size`` at a time into *chunks*, and
-each finished chunk is written atomically to its own NetCDF file.
+seeds. Units that differ only in beta are solved together in *beta groups*
+(:func:`~particles._sweep._grid.beta_groups`: consecutive betas, up to
+:data:`~particles._sweep._grid.TRAJECTORIES_PER_SOLVE` trajectories, one compiled solve
+and one step-size controller per group; one beta per solve under constant steps, noise,
+layers, collapse stops and the Gram solve). Units are grouped ``chunk_size`` at a time
+into *chunks*, and each finished chunk is written atomically to its own NetCDF file.
 
-Because each unit is its own solve (its seeds share one step-size controller, no
-other unit does), a unit's numbers depend only on the unit: an interrupted sweep that
-resumes, or the same sweep cut into different chunk sizes, gives bit-identical
-results. (Batching several betas into one solve would be faster on a GPU but would
-make the step sizes, hence the last digits, depend on the chunking.)
+The groups are a function of the grid alone, and a chunk that holds part of a group
+solves the whole group and keeps its own units, so a unit's numbers do not depend on the
+chunking: an interrupted sweep that resumes, or the same sweep cut into different chunk
+sizes, gives bit-identical results.
 
 Store layout (a folder)::
 

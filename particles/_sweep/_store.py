@@ -61,8 +61,10 @@ def open_store(out, cfg, chunk_size, num_units):
         raise ValueError(f"out={out!r}: folder {parent!r} does not exist")
     if chunk_size is None:
         # 16 chunks: each NetCDF write took ~40 ms on the 2-core machine, and the full phase
-        # diagram had 135 chunks (~5 s of writes by that count); a resume redoes at most 1/16
-        chunk_size = max(1, math.ceil(num_units / 16))
+        # diagram had 135 chunks (~5 s of writes by that count); a resume redoes at most 1/16.
+        # A multiple of the beta groups, so that no group is solved by two chunks.
+        group = cfg["solve"].get("beta_group", 1)
+        chunk_size = group * max(1, math.ceil(num_units / 16 / group))
     try:
         os.makedirs(out, exist_ok=True)
         _write_json_atomic({"config": cfg, "chunk_size": chunk_size}, manifest)

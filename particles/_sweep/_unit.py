@@ -14,13 +14,14 @@ import numpy as np
 from .. import analysis, init
 from .._config import SolveConfig
 from .._gram import observe_gram
-from .._integrate import integrate
+from .._integrate import Observe, integrate
 from .._problem import make_problem, precision
 from .._solver import UnrolledTsit5
 from .._status import SimulationWarning, Status
 from ..schemes import get_scheme
 from ..sphere import normalize
 from ..weights import random_transformer
+from ._grid import beta_groups
 
 
 @functools.lru_cache(maxsize=4)
@@ -34,7 +35,7 @@ def _initial_tokens(spec, seeds, n, d, dtype):
 def _unit_observables(ts, lift, r, beta, t_stop, names, delta, k):
     """The observables over the first ``k`` saves and the collapse times of one unit
     from the solver's saves (``lift`` (T, seed, n, m), θ = lift/|lift|; ``r`` (T, seed,
-    n)), as one compiled program (op by op, they took as long as the solve), four seeds
+    n); ``beta`` (seed,)), as one compiled program (op by op, they took as long as the solve), four seeds
     at a time: for the whole unit at once, its Gram matrices (seeds × saves × n × n)
     were arrays of tens of MB, and allocating them cost more than computing them
     (64 seeds, n = 32, 301 saves: 123 ms at once, 47 ms seed by seed, 39 ms by four;
@@ -43,20 +44,47 @@ def _unit_observables(ts, lift, r, beta, t_stop, names, delta, k):
     def one_seed(i):
         theta = normalize(jax.lax.dynamic_index_in_dim(lift, i, axis=1, keepdims=False))
         r_seed = jax.lax.dynamic_index_in_dim(r, i, axis=1, keepdims=False)
-        values = analysis.observe(names, theta[:k], r_seed[:k], beta, delta)
+        values = analysis.observe(names, theta[:k], r_seed[:k], beta[i], delta)
         return values, analysis.collapse_time_of_saves(ts, theta, delta, t_stop)
 
     return jax.lax.map(one_seed, jnp.arange(lift.shape[1]), batch_size=4)
 
 
+def solve_group(cfg, group, size=None):
+    """One solve for units that differ only in beta (:func:`particles._sweep._grid.beta_groups`;
+    a single unit is its own group), padded to ``size`` units with copies of the last
+    one so that every group of a sweep is one compiled program: a list with, per unit,
+    its observables (seed, time), NaN after a stop and where a failed seed has no state;
+    collapse times (seed), NaN for a failed seed; the seeds' status (0 ok, see
+    :class:`particles.Trajectory`); the stop time."""
+    scheme, params, n, d, _, layers, noise = group[0]
+    betas = [unit[4] for unit in group]
+    betas += betas[-1:] * ((size or len(betas)) - len(betas))
+    seeds = cfg["axes"]["seed"]["values"]
+    x0 = _initial_tokens(cfg["init"], tuple(seeds), n, d, jnp.dtype(cfg["dtype"]).name)
+    if len(betas) == 1:
+        out = _solve(cfg, (scheme, params, n, d, betas[0], layers, noise), x0, betas[0])
+        return [out]
+    x0 = jnp.tile(x0, (len(betas), 1, 1))
+    out = _solve(cfg, group[0], x0, np.repeat(np.asarray(betas, np.float64), len(seeds)))
+    per_seed = [k for k, v in out.items() if np.ndim(v) >= 1]
+    return [
+        {k: (out[k][g * len(seeds) : (g + 1) * len(seeds)] if k in per_seed else out[k]) for k in out}
+        for g in range(len(group))
+    ]
+
+
 def solve_unit(cfg, unit):
-    """One simulate call for a unit: observables (seed, time), NaN after a stop and
-    where a failed seed has no state; collapse times (seed), NaN for a failed seed; the
-    seeds' status (0 ok, see :class:`particles.Trajectory`); the stop time."""
-    scheme, params, n, d, beta, layers, noise = unit
+    """:func:`solve_group` of one unit alone."""
+    return solve_group(cfg, [unit])[0]
+
+
+def _solve(cfg, unit, x0, beta):
+    """The solve of :func:`solve_group`: tokens ``x0`` (batch, n, d), ``beta`` a scalar
+    or one per trajectory; the other settings from ``unit``."""
+    scheme, params, n, d, _, layers, noise = unit
     dtype = jnp.dtype(cfg["dtype"])
     seeds, ts = cfg["axes"]["seed"]["values"], np.asarray(cfg["ts"])
-    x0 = _initial_tokens(cfg["init"], tuple(seeds), n, d, dtype.name)
     delta = cfg["delta"]
     problem = make_problem(
         x0, get_scheme(scheme, **dict(params)), beta=beta, t0=cfg["t0"], t1=cfg["t1"], dtype=dtype,
@@ -66,11 +94,12 @@ def solve_unit(cfg, unit):
     config = SolveConfig(
         ts=ts, stop_at_collapse=delta if cfg["stop_at_collapse"] else None,
         solver=diffrax.Heun() if "noise" in cfg["axes"] else None,  # Stratonovich; for D = 0 too
-        **{k: v for k, v in cfg["solve"].items() if k != "attention"},
+        **{k: v for k, v in cfg["solve"].items() if k not in ("attention", "beta_group")},
     )  # fmt: skip
     names = analysis.check_observables(cfg["observables"])
     if "energy" in names:
-        analysis.check_energy_beta(beta)  # under jit, beta = 0 would give inf, not an error
+        for b in np.ravel(beta):
+            analysis.check_energy_beta(b)  # under jit, beta = 0 would give inf, not an error
     if (
         problem.closes_on_gram
         and config.gram
@@ -80,6 +109,26 @@ def solve_unit(cfg, unit):
         out = _solve_unit_gram(problem, config, ts, names, delta, dtype)
         if out is not None:
             return out
+    batch = len(x0)
+    if problem.layers is None:  # the observables computed at each save, inside the solve
+        with warnings.catch_warnings():  # failed seeds are recorded in the status variable
+            warnings.simplefilter("ignore", SimulationWarning)
+            sol = integrate(problem, config, observe=Observe(names, float(delta)))
+        stopped = sol.stats.get("collapsed")
+        k = len(sol.ts) - 1 if stopped else len(ts)
+        out = {}
+        for name in names:
+            full = np.full((batch, len(ts)), np.nan, dtype=dtype)
+            full[:, :k] = np.asarray(sol.values[name][:k]).T
+            out[name] = full
+        min_cos = jnp.asarray(np.asarray(sol.values["_min_cosine"]).T)
+        collapse = np.asarray(_crossing_time(jnp.asarray(sol.ts, dtype), min_cos, 1 - delta))
+        if stopped:
+            collapse = np.where(np.isinf(collapse), sol.stats["t_stop"], collapse)
+        out["collapse_time"] = np.where(sol.status != 0, np.nan, collapse).astype(dtype)
+        out["status"] = sol.status
+        out["t_stop"] = np.asarray(sol.stats.get("t_stop", cfg["t1"]), dtype=dtype)
+        return out
     with warnings.catch_warnings():  # failed seeds are recorded in the status variable
         warnings.simplefilter("ignore", SimulationWarning)
         saves = integrate(
@@ -87,13 +136,14 @@ def solve_unit(cfg, unit):
         )  # in the solver's coordinates: observables need inner products only
     stopped = saves.stats.get("collapsed")
     k = len(saves.ts) - 1 if stopped else len(ts)
+    beta_each = jnp.broadcast_to(jnp.asarray(beta, dtype), (batch,))
     values, collapse = _unit_observables(
-        saves.ts, saves.lift, saves.r, beta, saves.stats["t_stop"] if stopped else None, names, delta, k
+        saves.ts, saves.lift, saves.r, beta_each, saves.stats["t_stop"] if stopped else None, names, delta, k
     )
     missing = np.isnan(np.asarray(saves.r[:k])).any(axis=-1).T  # saves a failed seed did not reach
     out = {}
     for name, v in values.items():
-        full = np.full((len(seeds), len(ts)), np.nan, dtype=dtype)
+        full = np.full((batch, len(ts)), np.nan, dtype=dtype)
         full[:, :k] = np.where(missing, np.nan, np.asarray(v))
         out[name] = full
     failed = saves.status != 0
@@ -157,8 +207,16 @@ def chunk_dataset(cfg, units, indices):
     on a Dask worker, and writes nothing)."""
     import xarray as xr
 
+    groups = beta_groups(cfg, units)
+    size = max(len(g) for g in groups)
+    group_of = {i: g for g in groups for i in g}
+    solved = {}
     with precision(cfg["dtype"]):
-        results = [solve_unit(cfg, units[i]) for i in indices]
+        for i in indices:
+            if i not in solved:
+                members = group_of[i]
+                solved.update(zip(members, solve_group(cfg, [units[j] for j in members], size)))
+    results = [solved[i] for i in indices]
     data = {}
     for name in results[0]:
         stacked = np.stack([r[name] for r in results])
