@@ -24,6 +24,7 @@ import numpy as np
 import optimistix as optx
 from jaxtyping import ArrayLike, Float
 
+from . import analysis
 from ._chart import AbstractChart, AmbientChart, SpanChart
 from ._config import SolveConfig, save_times
 from ._devices import batch_sharding, shard_batch
@@ -375,12 +376,11 @@ class Observe(eqx.Module):
     delta: float = eqx.field(static=True)
 
     def __call__(self, t, y, args):
-        from .analysis import observe
-
         lift, r = y
         theta = normalize(lift)
-        valid = jnp.all(jnp.isfinite(lift), axis=(-1, -2)) & jnp.all(jnp.isfinite(r) & (r > 0), axis=-1)
-        values = {**observe(self.names, theta, r, args[1].beta, self.delta), "_min_cosine": min_cosine(theta)}
+        valid = jnp.all(_valid_saves(lift, r), axis=-1)
+        values = analysis.observe(self.names, theta, r, args[1].beta, self.delta)
+        values["_min_cosine"] = min_cosine(theta)
         # as floats (valid: 1.0 or 0.0; cluster counts): diffrax fills the saves it did not make with inf
         return {k: v.astype(lift.dtype) for k, v in {**values, "_valid": valid}.items()}
 

@@ -280,6 +280,11 @@ def _qr(W):
     return q.T.reshape(W.shape), r
 
 
+def _log_singular_values(W):
+    """log σ of the frame W (k, n, d) as k vectors, descending."""
+    return jnp.log(jnp.linalg.svd(W.reshape(W.shape[0], -1), compute_uv=False))
+
+
 # A frame is a tuple of arrays with the frame's vector index first: the tangents' leaves
 # (lift (k, n, w) and r (k, n) in the lifted coordinates, or tokens (k, n, w)), or, in
 # the span reduction, one (q, n) array: q vectors on the token index that move along a
@@ -450,18 +455,18 @@ def _variational_loop(problem, config, segs, x, V, U=None, *, orthonormalize, st
     )  # fmt: skip
     y1, frames, logs = sol.y
     W = jax.vmap(lambda v: jax.jvp(_tokens, (y1,), (v,))[1])(frames[0])
-    out = [(_to_tangent(problem, _tokens(y1), W),)]
+    out = [_to_tangent(problem, _tokens(y1), W)]
     if U is not None:
-        out.append((_orthogonal_jvp(_tokens, y1, frames[1][0]),))
+        out.append(_orthogonal_jvp(_tokens, y1, frames[1][0]))
     parts, final = [], []
     for P in out:  # the last orthonormalisation, in token coordinates
         if orthonormalize:
-            q, R = jnp.linalg.qr(_matrix(P))
-            final.append(_unmatrix(q, P)[0])
+            q, R = _qr(P)
+            final.append(q)
             parts.append(jnp.log(jnp.abs(jnp.diagonal(R))))
         else:
-            final.append(P[0])
-            parts.append(jnp.log(jnp.linalg.svd(_matrix(P), compute_uv=False)))
+            final.append(P)
+            parts.append(_log_singular_values(P))
     bad = ~sol.ok
     nan = lambda a: jnp.where(bad, jnp.nan, a)  # noqa: E731
     return [nan(a) for a in final], nan(logs + jnp.concatenate(parts)), sol.saves if states else None
@@ -471,7 +476,7 @@ def _forward_sweep(problem, config, segs, x, Q, orthonormalize=True):
     """Benettin's sweep through the layers: the tangent frame Q (k, n, d) pushed by the
     exact JVP of each layer, re-orthonormalised by a QR after every layer. Returns the
     final frame, Σ_s log|diag R_s| (k), and the states (S + 1, n, d). Without
-    ``orthonormalize``: the frame DΦ Q itself (and zeros)."""
+    ``orthonormalize``: the frame DΦ Q itself and its log σ."""
 
     def body(carry, s):
         x, Q, logs = carry
@@ -484,12 +489,14 @@ def _forward_sweep(problem, config, segs, x, Q, orthonormalize=True):
 
     init = (x, Q, jnp.zeros(Q.shape[0], x.dtype))
     (last, Q, logs), xs = jax.lax.scan(body, init, jnp.arange(segs.count))
+    if not orthonormalize:
+        logs = _log_singular_values(Q)
     return Q, logs, jnp.concatenate([xs, last[None]])
 
 
 def _push_frame(problem, config, segs, x, Q, orthonormalize, states):
     """(frame, logs, states at the boundaries or None): through the layers, or along
-    the ODE."""
+    the ODE; logs Σ log|diag R|, or log σ of the frame without ``orthonormalize``."""
     if segs.layered:
         return _forward_sweep(problem, config, segs, x, Q, orthonormalize)
     (frame,), logs, xs = _variational_loop(
@@ -510,9 +517,10 @@ def _qr_exponents(problem, config, segs, x, k, key, states=False):
 def _jacobian_exponents(problem, config, segs, x, k, states=False):
     """Top-k exponents from the singular values of the whole tangent Jacobian DΦ U
     (U an orthonormal basis of the tangent space at x): (log σ (k), states)."""
-    J, _, xs = _push_frame(problem, config, segs, x, _Tangent.at(problem, x).identity(x), False, states)
-    sigma = jnp.linalg.svd(J.reshape(J.shape[0], -1), compute_uv=False)
-    return jnp.log(sigma[:k]), xs
+    _, log_sigma, xs = _push_frame(
+        problem, config, segs, x, _Tangent.at(problem, x).identity(x), False, states
+    )
+    return log_sigma[:k], xs
 
 
 def ambient_velocity(problem: Problem, t, x):

@@ -57,14 +57,13 @@ def solve_group(cfg, group, size=None):
     its observables (seed, time), NaN after a stop and where a failed seed has no state;
     collapse times (seed), NaN for a failed seed; the seeds' status (0 ok, see
     :class:`particles.Trajectory`); the stop time."""
-    scheme, params, n, d, _, layers, noise = group[0]
+    n, d = group[0][2:4]
     betas = [unit[4] for unit in group]
     betas += betas[-1:] * ((size or len(betas)) - len(betas))
     seeds = cfg["axes"]["seed"]["values"]
     x0 = _initial_tokens(cfg["init"], tuple(seeds), n, d, jnp.dtype(cfg["dtype"]).name)
     if len(betas) == 1:
-        out = _solve(cfg, (scheme, params, n, d, betas[0], layers, noise), x0, betas[0])
-        return [out]
+        return [_solve(cfg, group[0], x0, betas[0])]
     x0 = jnp.tile(x0, (len(betas), 1, 1))
     out = _solve(cfg, group[0], x0, np.repeat(np.asarray(betas, np.float64), len(seeds)))
     per_seed = [k for k, v in out.items() if np.ndim(v) >= 1]
@@ -72,11 +71,6 @@ def solve_group(cfg, group, size=None):
         {k: (out[k][g * len(seeds) : (g + 1) * len(seeds)] if k in per_seed else out[k]) for k in out}
         for g in range(len(group))
     ]
-
-
-def solve_unit(cfg, unit):
-    """:func:`solve_group` of one unit alone."""
-    return solve_group(cfg, [unit])[0]
 
 
 def _solve(cfg, unit, x0, beta):
@@ -121,14 +115,11 @@ def _solve(cfg, unit, x0, beta):
             full = np.full((batch, len(ts)), np.nan, dtype=dtype)
             full[:, :k] = np.asarray(sol.values[name][:k]).T
             out[name] = full
-        min_cos = jnp.asarray(np.asarray(sol.values["_min_cosine"]).T)
-        collapse = np.asarray(_crossing_time(jnp.asarray(sol.ts, dtype), min_cos, 1 - delta))
-        if stopped:
-            collapse = np.where(np.isinf(collapse), sol.stats["t_stop"], collapse)
-        out["collapse_time"] = np.where(sol.status != 0, np.nan, collapse).astype(dtype)
-        out["status"] = sol.status
-        out["t_stop"] = np.asarray(sol.stats.get("t_stop", cfg["t1"]), dtype=dtype)
-        return out
+        t_stop = sol.stats["t_stop"] if stopped else cfg["t1"]
+        collapse = _collapse_times(
+            sol.ts, sol.values["_min_cosine"], delta, t_stop if stopped else None, dtype
+        )
+        return _finish(out, collapse, sol.status, t_stop, dtype)
     with warnings.catch_warnings():  # failed seeds are recorded in the status variable
         warnings.simplefilter("ignore", SimulationWarning)
         saves = integrate(
@@ -146,18 +137,30 @@ def _solve(cfg, unit, x0, beta):
         full = np.full((batch, len(ts)), np.nan, dtype=dtype)
         full[:, :k] = np.where(missing, np.nan, np.asarray(v))
         out[name] = full
-    failed = saves.status != 0
-    out["collapse_time"] = np.where(failed, np.nan, collapse).astype(dtype)
-    out["status"] = saves.status
-    out["t_stop"] = np.asarray(saves.stats.get("t_stop", cfg["t1"]), dtype=dtype)
-    return out
+    return _finish(out, collapse, saves.status, saves.stats.get("t_stop", cfg["t1"]), dtype)
 
 
 _crossing_time = jax.jit(analysis.crossing_time)  # one program (op by op: ~0.8 s of compiles)
 
 
+def _collapse_times(ts, min_cos, delta, t_stop, dtype):
+    """τ_δ per seed from min_{i≠j} G_ij (T, seed) at the saves ``ts``: the first
+    crossing of 1 − δ, interpolated; where none, ``t_stop`` (a collapse stop) or inf."""
+    m = jnp.asarray(np.asarray(min_cos).T.astype(dtype))
+    collapse = np.asarray(_crossing_time(jnp.asarray(ts, dtype), m, 1 - delta))
+    return collapse if t_stop is None else np.where(np.isinf(collapse), t_stop, collapse)
+
+
+def _finish(out, collapse, status, t_stop, dtype):
+    """``out`` with the collapse times (NaN for a failed seed), the status and the stop time."""
+    out["collapse_time"] = np.where(status != Status.OK, np.nan, collapse).astype(dtype)
+    out["status"] = status
+    out["t_stop"] = np.asarray(t_stop, dtype=dtype)
+    return out
+
+
 def _solve_unit_gram(problem, config, ts, names, delta, dtype):
-    """:func:`solve_unit` by the Gram solve (MODEL.md §8; one compiled program for every
+    """:func:`_solve` by the Gram solve (MODEL.md §8; one compiled program for every
     d, since the state is the n × n chord distances), or ``None`` where it does not
     apply (coincident initial tokens). A failed batch is solved again seed by seed,
     as the token solve does."""
@@ -182,14 +185,9 @@ def _solve_unit_gram(problem, config, ts, names, delta, dtype):
     nonfinite = np.any(made & ~np.isfinite(min_cos), axis=0)
     status = np.where(ok, np.where(nonfinite, Status.NONFINITE, Status.OK), Status.MAX_STEPS).astype(np.int8)
     stopped = len(parts) == 1 and obs.stopped
-    collapse = np.asarray(_crossing_time(ts.astype(dtype), jnp.asarray(min_cos.T.astype(dtype)), 1 - delta))
-    if stopped:
-        collapse = np.where(np.isinf(collapse), obs.t_stop, collapse)
+    collapse = _collapse_times(ts, min_cos, delta, obs.t_stop if stopped else None, dtype)
     out = {name: np.concatenate([p.values[name] for p in parts], axis=1).T.astype(dtype) for name in names}
-    out["collapse_time"] = np.where(status != Status.OK, np.nan, collapse).astype(dtype)
-    out["status"] = status
-    out["t_stop"] = np.asarray(obs.t_stop if stopped else problem.t1, dtype=dtype)
-    return out
+    return _finish(out, collapse, status, obs.t_stop if stopped else problem.t1, dtype)
 
 
 def _noise_arguments(noise, seeds) -> dict:
