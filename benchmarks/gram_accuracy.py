@@ -1,4 +1,4 @@
-"""The Gram solve path (particles._gram) against the token solve: accuracy and speed.
+"""The Gram solve (particles.solve_gram) against the token solve: accuracy and speed.
 
 (a) Accuracy: n = 32, d = 128, beta = 4, T = 30, 64 uniform seeds, float64, 301 saves.
     Reference: `particles.simulate` at rtol = atol = 1e-11, G_ref = ΘΘᵀ at every save.
@@ -28,7 +28,6 @@ import numpy as np  # noqa: E402
 from common import best_time as _best_time  # noqa: E402
 
 import particles  # noqa: E402
-from particles._gram import gram_velocity, solve_gram  # noqa: E402
 
 best_time = functools.partial(_best_time, repeat=5)
 
@@ -90,7 +89,7 @@ def accuracy(schemes, num_seeds, n=32, d=128, beta=4.0, T=30.0, tol=1e-6, factor
             f"| {theta_err:.1e} |"
         )
         for f in (*factors, 1e-5):
-            sol = solve_gram(G0, None, scheme, beta=beta, t1=T, ts=ts, rtol=f * tol, atol=f * tol)
+            sol = particles.solve_gram(G0, None, scheme, beta=beta, t1=T, ts=ts, rtol=f * tol, atol=f * tol)
             G, C = (np.moveaxis(np.asarray(a), 0, -3) for a in (sol.G, sol.C))
             r = np.moveaxis(np.asarray(sol.r), 0, -2)
             print(
@@ -110,7 +109,7 @@ def speed(batch, n=32, d=128, beta=4.0, T=30.0, tol=1e-6):
     scheme = particles.schemes.Post()
     att = particles.Attention(beta=jnp.asarray(beta), Q=None, K=None, V=None)
     token_field = jax.jit(lambda th: scheme.velocity(t, th, r, att))
-    gram_field = jax.jit(lambda G: gram_velocity(t, G, r, scheme, beta))
+    gram_field = jax.jit(lambda G: particles.gram_velocity(t, G, r, scheme, beta))
     t_rd, t_span, t_gram = (
         best_time(lambda: token_field(x0)),
         best_time(lambda: token_field(span)),
@@ -132,7 +131,7 @@ def speed(batch, n=32, d=128, beta=4.0, T=30.0, tol=1e-6):
         Gd = gram(xd)
         runs = {
             "`simulate`": lambda: particles.simulate(xd, "post", ts=ts, dtype="float64", **kw),
-            "`solve_gram`": lambda: solve_gram(Gd, None, "post", ts=ts, **kw),
+            "`solve_gram`": lambda: particles.solve_gram(Gd, None, "post", ts=ts, **kw),
         }
         for name, run in runs.items():
             out = run()

@@ -18,7 +18,6 @@ import os
 import subprocess
 import sys
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 from common import best_time
@@ -87,31 +86,11 @@ def _peak_gb(layers, n, d, gradients) -> tuple[float, float]:
     return before, after
 
 
-def _forward_at(p, x, config, segs):
-    return sensitivity._chain(p, config, segs, x)[0]
-
-
-def _temp_mb(fn, problem) -> float:
-    """The temporary buffers (MB) of ``fn(problem)`` as XLA compiles it."""
-    return jax.jit(fn).lower(problem).compile().memory_analysis().temp_size_in_bytes / 1e6
-
-
 def compiled_memory(x, lkw, loss) -> tuple[float, float, float]:
     """XLA's temporary buffers (MB) for the forward chain of layers, layer_gradients
     with every layer checkpointed, and without checkpoints."""
-    problem, config = sensitivity._setup(
-        x, "pre", lkw["beta"], lkw["t1"], {k: v for k, v in lkw.items() if k not in ("beta", "t1")}
-    )
-    loss = sensitivity._check_loss(loss, problem)
-    segs = sensitivity._segments(problem, config)
-    index = tuple(range(segs.count + 1))
-    over = sensitivity._over_batch
-    forward = _temp_mb(lambda p: over(_forward_at, p, config, segs), problem)
-    grads = [
-        _temp_mb(lambda p, c=c: over(sensitivity._gradients_at, p, config, segs, loss, c, index), problem)
-        for c in (True, False)
-    ]
-    return forward, *grads
+    b = sensitivity.layer_gradients_memory(x, "pre", loss=loss, **lkw)
+    return b["forward"] / 1e6, b["checkpointed"] / 1e6, b["stored"] / 1e6
 
 
 def sensitivity_costs(n=32, d=128, T=30.0, k=8, layers=256, layers_n=256, layers_d=128) -> SensitivityResult:

@@ -17,9 +17,10 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float
 
+from ._model import KERNELS, AbstractKernel, AbstractPosition, as_kernel, as_position
 from .kernels import PRECISION, identity_mix, mix
 
-ATTENTION_KINDS = ("softmax", "usa")
+ATTENTION_KINDS = tuple(KERNELS)
 HEAD_REDUCTIONS = ("sum", "mean")
 
 
@@ -42,10 +43,41 @@ class Attention(eqx.Module):
     Q: Float[ArrayLike, "layers heads d d"] | None
     K: Float[ArrayLike, "layers heads d d"] | None
     V: Float[ArrayLike, "layers heads d d"] | None
-    kind: Literal["softmax", "usa"] = eqx.field(static=True, default="softmax")
-    causal: bool = eqx.field(static=True, default=False)
-    heads: Literal["sum", "mean"] = eqx.field(static=True, default="sum")
-    block_size: int | None = eqx.field(static=True, default=None)
+    kernel: AbstractKernel = eqx.field(static=True)
+    position: AbstractPosition = eqx.field(static=True)
+    heads: Literal["sum", "mean"] = eqx.field(static=True)
+    block_size: int | None = eqx.field(static=True)
+
+    def __init__(
+        self,
+        beta,
+        Q=None,
+        K=None,
+        V=None,
+        kind="softmax",
+        causal: bool = False,
+        heads: str = "sum",
+        block_size: int | None = None,
+        *,
+        position=None,
+    ):
+        """``kind``: the attention kernel, a name ("softmax", "usa") or an
+        :class:`~particles.AbstractKernel`; ``position`` a position part
+        (:class:`~particles.Causal`, ...), or the ``causal`` shortcut."""
+        self.beta, self.Q, self.K, self.V = beta, Q, K, V
+        self.kernel = as_kernel(kind)
+        self.position = as_position(position, causal)
+        self.heads, self.block_size = heads, block_size
+
+    @property
+    def kind(self) -> str:
+        """The kernel's name (``"softmax"``, ``"usa"``)."""
+        return self.kernel.name
+
+    @property
+    def causal(self) -> bool:
+        """Whether the position part is the causal mask (for the record)."""
+        return self.position.name == "causal"
 
     @property
     def identity_weights(self) -> bool:
@@ -89,7 +121,7 @@ class Attention(eqx.Module):
 
     def __call__(self, t, theta: Float[Array, "*batch n d"]) -> Float[Array, "*batch n d"]:
         beta = jnp.asarray(self.beta, theta.dtype)[..., None, None]
-        options = dict(kind=self.kind, causal=self.causal, block=self.block_size)
+        options = dict(kernel=self.kernel, position=self.position, block=self.block_size)
         if self.identity_weights:
             return identity_mix(beta, theta, theta, **options)
         d = theta.shape[-1]

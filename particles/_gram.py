@@ -29,7 +29,6 @@ exactly. One n × n × n product (WD) per evaluation and d nowhere.
 dC_ij/dt = (dD_ij/dt)/C_ij (see :class:`_ChordRMS` for why).
 """
 
-import contextlib
 import time
 from typing import NamedTuple
 
@@ -39,10 +38,16 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float, Int
 
-from ._attention import ATTENTION_KINDS
+from ._config import save_times
+from ._model import as_kernel, as_position
+from ._outcome import status_of_saves
+from ._problem import check_dtype, precision
 from ._solver import tsit5_loop
-from ._validate import check_choice, check_finite_array, check_float, check_int, default_dtype
-from .analysis import RadiusStats, check_observables, crossing_time, radius_stats
+from ._validate import check_finite_array, check_float, check_int
+from .analysis import (
+    gram_min_cosine,
+    gram_observables,
+)
 from .kernels import PRECISION as _PRECISION
 from .schemes import AbstractSpeedScheme, closes_on_gram, get_scheme
 
@@ -67,7 +72,7 @@ def _safe_sqrt(x):
     return jnp.where(positive, jnp.sqrt(jnp.where(positive, x, 1)), 0)
 
 
-def _distance_velocity(t, D, r, scheme, beta, kind, causal):
+def _distance_velocity(t, D, r, scheme, beta, kernel, position):
     """(dD/dt, dr/dt) for D = 1 − G (module docstring)."""
     n = D.shape[-1]
     beta = jnp.asarray(beta, D.dtype)[..., None, None]
@@ -77,12 +82,8 @@ def _distance_velocity(t, D, r, scheme, beta, kind, causal):
     else:  # β G = β − β D: the row constant β leaves softmax unchanged, USA gets e^β
         logits = -beta * D
         shift = beta
-    if causal:
-        logits = jnp.where(jnp.tril(jnp.ones((n, n), bool)), logits, -jnp.inf)
-    if kind == "usa":
-        W = jnp.exp(logits) * (jnp.exp(shift) / n)
-    else:
-        W = jax.nn.softmax(logits, axis=-1)
+    index = jnp.arange(n)
+    W = kernel.weights(position.logits(logits, index, index), n, shift)
     if scheme.attends_to_tokens:  # A_i = Σ_j w_ij r_j θ_j
         W = W * r[..., None, :]
     WD = jnp.matmul(W, D, precision=_PRECISION)
@@ -115,8 +116,7 @@ def gram_velocity(
     :meth:`particles.AbstractSpeedScheme.velocity`.
     """
     scheme = _check_scheme(scheme)
-    check_choice("attention", kind, ATTENTION_KINDS)
-    dD, dr = _distance_velocity(t, 1 - G, r, scheme, beta, kind, causal)
+    dD, dr = _distance_velocity(t, 1 - G, r, scheme, beta, as_kernel(kind), as_position(causal=causal))
     return -dD, dr
 
 
@@ -162,13 +162,6 @@ class _ChordRMS(eqx.Module):
         return jnp.sqrt(jnp.max(sq) / (n * n + n))
 
 
-def _min_offdiagonal(G):
-    n = G.shape[-1]
-    if n == 1:
-        return jnp.ones(G.shape[:-2], G.dtype)
-    return jnp.min(jnp.where(jnp.eye(n, dtype=bool), jnp.inf, G), axis=(-1, -2))
-
-
 def _save_fn(observe, beta, delta):
     """What the solve keeps at each save: the state (C, r), or the named observables of
     (G, r) and min_{i≠j} G_ij (the collapse time's input), per trajectory."""
@@ -178,20 +171,35 @@ def _save_fn(observe, beta, delta):
     def save(y):
         C, r = y
         G = 1 - C * C / 2
-        return {**gram_observables(observe, G, r, beta, delta), "_min_cosine": _min_offdiagonal(G)}
+        return {**gram_observables(observe, G, r, beta, delta), "_min_cosine": gram_min_cosine(G)}
 
     return save
 
 
 @eqx.filter_jit
 def _solve(
-    y0, scheme, beta, kind, causal, ts, t0, t1, rtol, atol, step_size, jumps, max_steps, level, observe, delta
+    y0,
+    scheme,
+    beta,
+    kernel,
+    position,
+    ts,
+    t0,
+    t1,
+    rtol,
+    atol,
+    step_size,
+    jumps,
+    max_steps,
+    level,
+    observe,
+    delta,
 ):
     """The Gram solve as one compiled loop (:func:`particles._solver.tsit5_loop`): one
     program per (n, batch, scheme, dtype), whatever d the tokens came from."""
-    stop = None if level is None else (lambda y: jnp.min(_min_offdiagonal(1 - y[0] * y[0] / 2)) - level)
+    stop = None if level is None else (lambda y: jnp.min(gram_min_cosine(1 - y[0] * y[0] / 2)) - level)
     return tsit5_loop(
-        _chord_field, y0, (scheme, beta, kind, causal), t0=t0, t1=t1, ts=ts, rtol=rtol, atol=atol,
+        _chord_field, y0, (scheme, beta, kernel, position), t0=t0, t1=t1, ts=ts, rtol=rtol, atol=atol,
         norm=_ChordRMS(y0[1].ndim - 1), max_steps=max_steps, save_fn=_save_fn(observe, beta, delta),
         stop_fn=stop, jump_ts=jumps, step_size=step_size,
     )  # fmt: skip
@@ -251,8 +259,8 @@ def observe_gram(
     scheme,
     *,
     beta,
-    kind,
-    causal,
+    kernel,
+    position,
     ts,
     t0,
     t1,
@@ -287,13 +295,47 @@ def observe_gram(
         )
         beta = jnp.asarray(np.broadcast_to(np.asarray(beta, np.float64), batch))
         sol = _run(
-            y0, scheme, beta, kind, bool(causal), np.asarray(ts, np.float64), t0, t1, rtol, atol, None, max_steps,
+            y0, scheme, beta, kernel, position, np.asarray(ts, np.float64), t0, t1, rtol, atol, None, max_steps,
             stop_level, tuple(names), delta, np.float64,
         )  # fmt: skip
         values = {k: np.asarray(v) for k, v in sol.saves.items() if k != "_min_cosine"}
         return GramObservation(
             values, np.asarray(sol.saves["_min_cosine"]), sol.t_end, sol.stopped, sol.ok, sol.num_steps
         )
+
+
+def _check_start(G0, r0, beta, scheme, position, dtype):
+    """The start of :func:`solve_gram`, checked: (initial chords, r0, beta, batch shape, dtype)."""
+    G0_np = check_finite_array("G0", G0).astype(np.float64)
+    if G0_np.ndim < 2 or G0_np.shape[-1] != G0_np.shape[-2]:
+        raise ValueError(f"G0 has shape {G0_np.shape}; expected (..., n, n)")
+    if np.any(np.diagonal(G0_np, axis1=-2, axis2=-1) <= 0):
+        raise ValueError("G0 has a diagonal entry <= 0; it must be a Gram matrix of nonzero tokens")
+    n = G0_np.shape[-1]
+    r0_np = np.ones(G0_np.shape[:-1]) if r0 is None or scheme.sphere_bound else check_finite_array("r0", r0)
+    beta_np = check_finite_array("beta", beta)
+    try:
+        batch = np.broadcast_shapes(G0_np.shape[:-2], r0_np.shape[:-1], beta_np.shape)
+    except ValueError:
+        raise ValueError(
+            f"G0 {G0_np.shape}, r0 {r0_np.shape} and beta {beta_np.shape} have batch shapes that do not broadcast"
+        ) from None
+    if r0_np.shape[-1:] != (n,) or np.any(r0_np <= 0):
+        raise ValueError(f"r0 must have shape (..., {n}) with positive radii")
+    dtype = check_dtype(dtype, np.asarray(G0))
+
+    chord = initial_chords(G0_np)
+    together = (chord == 0) & ~np.eye(n, dtype=bool)
+    if np.any(together):
+        r_b = np.broadcast_to(r0_np, (*np.broadcast_shapes(chord.shape[:-2], r0_np.shape[:-1]), n))
+        unequal = np.any(together & (r_b[..., :, None] != r_b[..., None, :]))
+        if not position.permutation_equivariant or unequal:
+            raise ValueError(
+                "G0 has coincident tokens (G_ij = 1 for some i != j) that the flow would separate "
+                "(causal mask or different radii); solve_gram keeps coincident tokens together: "
+                "use particles.simulate"
+            )
+    return chord, r0_np, beta_np, batch, dtype
 
 
 def solve_gram(
@@ -335,7 +377,6 @@ def solve_gram(
     a causal mask), which is refused.
     """
     scheme = _check_scheme(scheme)
-    check_choice("attention", attention, ATTENTION_KINDS)
     max_steps = check_int("max_steps", max_steps, minimum=1)
     rtol = check_float("rtol", rtol, positive=True)
     atol = check_float("atol", atol, positive=True)
@@ -346,53 +387,16 @@ def solve_gram(
     t0, t1 = check_float("t0", t0), check_float("t1", t1)
     if not t1 > t0:
         raise ValueError(f"t1={t1!r} must be greater than t0={t0!r}")
-    G0_np = check_finite_array("G0", G0).astype(np.float64)
-    if G0_np.ndim < 2 or G0_np.shape[-1] != G0_np.shape[-2]:
-        raise ValueError(f"G0 has shape {G0_np.shape}; expected (..., n, n)")
-    if np.any(np.diagonal(G0_np, axis1=-2, axis2=-1) <= 0):
-        raise ValueError("G0 has a diagonal entry <= 0; it must be a Gram matrix of nonzero tokens")
-    n = G0_np.shape[-1]
-    r0_np = np.ones(G0_np.shape[:-1]) if r0 is None or scheme.sphere_bound else check_finite_array("r0", r0)
-    beta_np = check_finite_array("beta", beta)
-    try:
-        batch = np.broadcast_shapes(G0_np.shape[:-2], r0_np.shape[:-1], beta_np.shape)
-    except ValueError:
-        raise ValueError(
-            f"G0 {G0_np.shape}, r0 {r0_np.shape} and beta {beta_np.shape} have batch shapes that do not broadcast"
-        ) from None
-    if r0_np.shape[-1:] != (n,) or np.any(r0_np <= 0):
-        raise ValueError(f"r0 must have shape (..., {n}) with positive radii")
-    if dtype is None:
-        given = np.asarray(G0).dtype
-        dtype = given if np.issubdtype(given, np.floating) else default_dtype()
-    dtype = np.dtype(dtype)
-    if dtype not in (np.float32, np.float64):
-        raise ValueError(f"dtype={dtype} must be float32 or float64")
-
-    chord = initial_chords(G0_np)
-    together = (chord == 0) & ~np.eye(n, dtype=bool)
-    if np.any(together):
-        r_b = np.broadcast_to(r0_np, (*np.broadcast_shapes(chord.shape[:-2], r0_np.shape[:-1]), n))
-        unequal = np.any(together & (r_b[..., :, None] != r_b[..., None, :]))
-        if causal or unequal:
-            raise ValueError(
-                "G0 has coincident tokens (G_ij = 1 for some i != j) that the flow would separate "
-                "(causal mask or different radii); solve_gram keeps coincident tokens together: "
-                "use particles.simulate"
-            )
-    x64 = jax.enable_x64(True) if dtype == np.float64 else contextlib.nullcontext()
-
-    with x64:
-        ts_np = np.asarray(np.linspace(t0, t1, 101) if ts is None else ts, dtype=dtype)
-        if ts_np.ndim != 1 or ts_np.size == 0 or not np.all(np.isfinite(ts_np)):
-            raise ValueError("ts must be a non-empty 1-d array of finite times")
-        if np.any(np.diff(ts_np) <= 0) or ts_np[0] < t0 or ts_np[-1] > t1:
-            raise ValueError(f"ts must be strictly increasing in [t0, t1] = [{t0}, {t1}]")
+    kernel, position = as_kernel(attention), as_position(causal=causal)
+    chord, r0_np, beta_np, batch, dtype = _check_start(G0, r0, beta, scheme, position, dtype)
+    n = chord.shape[-1]
+    with precision(dtype):
+        ts_np = save_times(t0, t1, ts).astype(dtype)
         C = jnp.asarray(np.broadcast_to(chord, (*batch, n, n)), dtype)
         r = jnp.asarray(np.broadcast_to(r0_np, (*batch, n)), dtype)
         beta_arr = jnp.asarray(np.broadcast_to(beta_np, batch), dtype)
         sol = _run(
-            (C, r), scheme, beta_arr, attention, bool(causal), ts_np, t0, t1, rtol, atol, step_size, max_steps,
+            (C, r), scheme, beta_arr, kernel, position, ts_np, t0, t1, rtol, atol, step_size, max_steps,
             stop_level, None, None, dtype,
         )  # fmt: skip
         (C_s, r_s), ts_out = sol.saves, jnp.asarray(ts_np)
@@ -406,9 +410,7 @@ def solve_gram(
                 C_s = jnp.concatenate([C_s[keep], sol.final[0][None]])
                 r_s = jnp.concatenate([r_s[keep], sol.final[1][None]])
         valid = jnp.all(jnp.isfinite(C_s), axis=(-1, -2)) & jnp.all(jnp.isfinite(r_s) & (r_s > 0), axis=-1)
-        status = np.where(np.all(np.asarray(valid), axis=0), 0, 1).astype(np.int8)
-        if not bool(sol.ok):
-            status[...] = 1
+        status = status_of_saves(valid, sol.ok)
         stats = {
             "num_steps": int(sol.num_steps),
             "num_accepted": int(sol.num_steps - sol.num_rejected),
@@ -434,8 +436,8 @@ def _run(
     y0,
     scheme,
     beta,
-    kind,
-    causal,
+    kernel,
+    position,
     ts,
     t0,
     t1,
@@ -454,7 +456,7 @@ def _run(
     jumps = tuple(sorted(jumps)) if jumps and step_size is None else None
     start = time.perf_counter()
     sol = _solve(
-        y0, scheme, beta, kind, causal, jnp.asarray(ts, dtype), scalar(t0), scalar(t1), scalar(rtol), scalar(atol),
+        y0, scheme, beta, kernel, position, jnp.asarray(ts, dtype), scalar(t0), scalar(t1), scalar(rtol), scalar(atol),
         scalar(step_size), None if jumps is None else jnp.asarray(jumps, dtype), max_steps, scalar(stop_level),
         observe, scalar(delta),
     )  # fmt: skip
@@ -463,108 +465,3 @@ def _run(
         sol.saves, sol.final, float(sol.t_end), bool(sol.stopped), bool(sol.ok), int(sol.num_steps),
         int(sol.num_rejected), time.perf_counter() - start,
     )  # fmt: skip
-
-
-# ------------------------------------------------------------------ observables (MODEL.md §4)
-# The observables of :mod:`particles.analysis` as functions of G (*b, n, n) instead of θ.
-
-
-def gram_mean_cosine(G: Float[ArrayLike, "*b n n"]) -> Float[Array, "*b"]:
-    """ρ̄ = (1/(n(n−1))) Σ_{i≠j} G_ij (1 for a single token)."""
-    n = G.shape[-1]
-    if n == 1:
-        return jnp.ones(G.shape[:-2], G.dtype)
-    return (jnp.sum(G, axis=(-1, -2)) - jnp.trace(G, axis1=-2, axis2=-1)) / (n * (n - 1))
-
-
-def gram_min_cosine(G: Float[ArrayLike, "*b n n"]) -> Float[Array, "*b"]:
-    """min_{i≠j} G_ij (1 for a single token)."""
-    return _min_offdiagonal(G)
-
-
-def _close(G, delta):
-    return (G >= 1 - delta) | jnp.eye(G.shape[-1], dtype=bool)
-
-
-def gram_pair_density(
-    G: Float[ArrayLike, "*b n n"], delta: float | Float[Array, ""] = 1e-3
-) -> Float[Array, "*b"]:
-    """Fraction of pairs i ≠ j with G_ij ≥ 1 − δ (1 for a single token)."""
-    n = G.shape[-1]
-    if n == 1:
-        return jnp.ones(G.shape[:-2], G.dtype)
-    return (jnp.sum(_close(G, delta), axis=(-1, -2), dtype=G.dtype) - n) / (n * (n - 1))
-
-
-def gram_cluster_count(
-    G: Float[ArrayLike, "*b n n"], delta: float | Float[Array, ""] = 1e-3
-) -> Int[Array, "*b"]:
-    """Connected components of {G_ij ≥ 1 − δ}, by label propagation as
-    :func:`particles.analysis.cluster_count`."""
-    n = G.shape[-1]
-    adj = _close(G, delta)
-    own = jnp.arange(n)
-
-    def body(state):
-        labels, _ = state
-        new = jnp.min(jnp.where(adj, labels[..., None, :], n), axis=-1)
-        return new, jnp.any(new != labels)
-
-    labels, _ = jax.lax.while_loop(
-        lambda s: s[1], body, (jnp.broadcast_to(own, adj.shape[:-1]), jnp.array(True))
-    )
-    return jnp.sum(labels == own, axis=-1)
-
-
-def gram_energy(G: Float[ArrayLike, "*b n n"], beta) -> Float[Array, "*b"]:
-    """E_β = (1/(2βn²)) Σ_{i,j} e^{βG_ij}."""
-    n = G.shape[-1]
-    beta = jnp.asarray(beta, G.dtype)
-    return jnp.sum(jnp.exp(beta[..., None, None] * G), axis=(-1, -2)) / (2 * beta * n * n)
-
-
-def gram_effective_rank(G: Float[ArrayLike, "*b n n"]) -> Float[Array, "*b"]:
-    """The effective rank of the n × d matrix Θ from G = ΘΘᵀ: its singular values are
-    σ_k = √λ_k(G). Eigenvalues below n ε λ_max (rounding: zero for n > d) count as 0.
-    A singular value is then known to ~√(n ε) absolutely (1e-7 in float64), against ε
-    from an SVD of Θ: the two agree to rounding for well-spread tokens, to ~1e-7 in
-    the entropy for collapsed ones."""
-    lam = jnp.linalg.eigvalsh(G)
-    floor = G.shape[-1] * jnp.finfo(G.dtype).eps * jnp.max(lam, axis=-1, keepdims=True)
-    s = jnp.sqrt(jnp.where(lam > floor, lam, 0))
-    p = s / jnp.sum(s, axis=-1, keepdims=True)
-    plogp = jnp.where(p > 0, p * jnp.log(jnp.where(p > 0, p, 1)), 0)
-    return jnp.exp(-jnp.sum(plogp, axis=-1))
-
-
-def gram_collapse_time(ts, G, delta: float = 1e-3, t_stop=None, time_axis: int = -3) -> Float[Array, "*b"]:
-    """τ_δ: first time (interpolated between saves) with min_{i≠j} G_ij ≥ 1 − δ, inf if
-    never; ``G`` has its time axis at ``time_axis`` (-3: (*b, T, n, n) as in a
-    Trajectory; 0 for the saves of :func:`solve_gram`). ``t_stop``: the time a collapse
-    stop (with the same δ) ended the solve, as in :func:`particles.analysis.collapse_time`."""
-    m = jnp.moveaxis(gram_min_cosine(G), time_axis if time_axis >= 0 else time_axis + 2, -1)
-    t = crossing_time(ts, m, 1 - delta)
-    if t_stop is not None:
-        t = jnp.where(jnp.isinf(t), jnp.asarray(t_stop, t.dtype), t)
-    return t
-
-
-def _radius(field):
-    return lambda G, r, beta, delta: getattr(radius_stats(r), field)
-
-
-GRAM_OBSERVABLES = {
-    "mean_cosine": lambda G, r, beta, delta: gram_mean_cosine(G),
-    "min_cosine": lambda G, r, beta, delta: gram_min_cosine(G),
-    "pair_density": lambda G, r, beta, delta: gram_pair_density(G, delta),
-    "cluster_count": lambda G, r, beta, delta: gram_cluster_count(G, delta),
-    "energy": lambda G, r, beta, delta: gram_energy(G, beta),
-    "effective_rank": lambda G, r, beta, delta: gram_effective_rank(G),
-    **{f"radius_{field}": _radius(field) for field in RadiusStats._fields},
-}
-
-
-def gram_observables(names, G, r, beta, delta: float | Float[Array, ""] = 1e-3) -> dict[str, Array]:
-    """The named observables (those of :data:`particles.analysis.OBSERVABLES`) on
-    ``G`` (*b, n, n) and ``r`` (*b, n): a dict name -> array of shape ``*b``."""
-    return {name: GRAM_OBSERVABLES[name](G, r, beta, delta) for name in check_observables(names)}

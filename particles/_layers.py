@@ -29,6 +29,8 @@ from ._chart import AmbientChart
 from ._devices import batch_sharding, shard_batch
 from ._mlp import MLP
 from ._norms import Norm
+from ._outcome import status_of_saves
+from ._solution import RawSolution
 from ._status import SimulationError, Status
 from .schemes import AbstractScheme
 from .sphere import safe_norm, tangent_projection
@@ -100,8 +102,6 @@ def integrate_layers(problem, config):
     :class:`particles.RawSolution` with the tokens themselves as the saves (θ = x/|x|,
     r = |x|); a trajectory whose state becomes non-finite is marked NONFINITE (a single
     one raises :class:`SimulationError`)."""
-    from ._integrate import RawSolution
-
     t0, t1, layers, dtype = problem.t0, problem.t1, problem.layers, problem.dtype
     h = (t1 - t0) / layers
     index = layer_save_index(t0, t1, layers, config.ts)
@@ -119,13 +119,12 @@ def integrate_layers(problem, config):
     saves = jax.block_until_ready(saves)[:, :size] if size is not None else jax.block_until_ready(saves)
     wall = time.perf_counter() - start
     r = safe_norm(saves)
-    finite = np.asarray(jnp.all(jnp.isfinite(saves), axis=(0, -1, -2)) & jnp.all(r > 0, axis=(0, -1)))
-    status = np.where(finite, Status.OK, Status.NONFINITE).astype(np.int8)
+    status = status_of_saves(jnp.all(jnp.isfinite(saves), axis=(-1, -2)) & jnp.all(r > 0, axis=-1))
     if not problem.batch_shape and status != Status.OK:
         raise SimulationError(
             f"the state became non-finite within {layers} layers: lower beta or the residual step"
         )
-    bad = ~finite[None, ..., None]
+    bad = (status != Status.OK)[None, ..., None]
     saves, r = jnp.where(bad[..., None], jnp.nan, saves), jnp.where(bad, jnp.nan, r)
     ts = jnp.asarray(t0 + index * h, dtype)
     stats = {"num_steps": layers, "num_accepted": layers, "num_rejected": 0, "wall_time": wall,

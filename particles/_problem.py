@@ -10,9 +10,10 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
-from ._attention import ATTENTION_KINDS, HEAD_REDUCTIONS, Attention
+from ._attention import HEAD_REDUCTIONS, Attention
 from ._layers import RESIDUALS, LayerLimit
 from ._mlp import MLP
+from ._model import as_kernel
 from ._norms import Norm, as_norm, ode_limit_exists
 from ._validate import as_key, check_choice, check_finite_array, check_float, check_int, default_dtype
 from .schemes import AbstractScheme, closes_on_gram, get_scheme
@@ -124,8 +125,7 @@ def check_logit_range(att, beta, x, scheme, dtype):
     subtracts the row max, so any finite logit is safe). The bound |β|·max‖Q‖‖K‖ is
     exact for sphere-attending schemes; schemes that attend to the tokens x = rθ get
     max|x_0|² in it, a bound at t0 only (a later blow-up ends as a failed trajectory)."""
-    big = float(np.finfo(dtype).max)
-    limit = float(np.log(big)) if att.kind == "usa" else big / 2
+    limit = att.kernel.logit_limit(dtype)
     tokens = float(np.max(np.sum(np.asarray(x, float) ** 2, axis=-1))) if scheme.attends_to_tokens else 1.0
     beta_max = float(np.max(np.abs(beta), initial=0.0))
 
@@ -145,7 +145,7 @@ def check_logit_range(att, beta, x, scheme, dtype):
         return
     bound = logit_bound(2)
     if bound > limit:
-        what = f"exp({bound:.4g}) overflows" if att.kind == "usa" else f"logits up to {bound:.3g} overflow"
+        what = att.kernel.overflow(bound)
         raise ValueError(
             f"attention={att.kind!r} with |beta|={np.max(np.abs(beta)):g}: {what} {np.dtype(dtype).name} "
             f"(largest logit allowed {limit:.4g}); lower |beta|, use float64, or softmax attention"
@@ -207,7 +207,7 @@ def make_problem(
     scheme = get_scheme(scheme, **scheme_params)
     if layers is not None:
         layers = check_int("layers", layers, minimum=1)
-    check_choice("attention", attention, ATTENTION_KINDS)
+    attention = as_kernel(attention)
     check_choice("heads", heads, HEAD_REDUCTIONS)
     if block_size is not None:
         block_size = check_int("block_size", block_size, minimum=1)

@@ -244,19 +244,127 @@ def fit_collapse_rate(
     return CollapseFit(-slope_e, -slope_p, r2_e, r2_p, r2_e >= r2_p)
 
 
+# -- the observables as functions of the Gram matrix G = ΘΘᵀ (MODEL.md §8) --
+
+
+def gram_mean_cosine(G: Float[ArrayLike, "*b n n"]) -> Float[Array, "*b"]:
+    """ρ̄ = (1/(n(n−1))) Σ_{i≠j} G_ij (1 for a single token)."""
+    n = G.shape[-1]
+    if n == 1:
+        return jnp.ones(G.shape[:-2], G.dtype)
+    return (jnp.sum(G, axis=(-1, -2)) - jnp.trace(G, axis1=-2, axis2=-1)) / (n * (n - 1))
+
+
+def gram_min_cosine(G: Float[ArrayLike, "*b n n"]) -> Float[Array, "*b"]:
+    """min_{i≠j} G_ij (1 for a single token)."""
+    n = G.shape[-1]
+    if n == 1:
+        return jnp.ones(G.shape[:-2], G.dtype)
+    return jnp.min(jnp.where(jnp.eye(n, dtype=bool), jnp.inf, G), axis=(-1, -2))
+
+
+def _close(G, delta):
+    return (G >= 1 - delta) | jnp.eye(G.shape[-1], dtype=bool)
+
+
+def gram_pair_density(
+    G: Float[ArrayLike, "*b n n"], delta: float | Float[Array, ""] = 1e-3
+) -> Float[Array, "*b"]:
+    """Fraction of pairs i ≠ j with G_ij ≥ 1 − δ (1 for a single token)."""
+    n = G.shape[-1]
+    if n == 1:
+        return jnp.ones(G.shape[:-2], G.dtype)
+    return (jnp.sum(_close(G, delta), axis=(-1, -2), dtype=G.dtype) - n) / (n * (n - 1))
+
+
+def gram_cluster_count(
+    G: Float[ArrayLike, "*b n n"], delta: float | Float[Array, ""] = 1e-3
+) -> Int[Array, "*b"]:
+    """Connected components of {G_ij ≥ 1 − δ}, by label propagation as
+    :func:`particles.analysis.cluster_count`."""
+    n = G.shape[-1]
+    adj = _close(G, delta)
+    own = jnp.arange(n)
+
+    def body(state):
+        labels, _ = state
+        new = jnp.min(jnp.where(adj, labels[..., None, :], n), axis=-1)
+        return new, jnp.any(new != labels)
+
+    labels, _ = jax.lax.while_loop(
+        lambda s: s[1], body, (jnp.broadcast_to(own, adj.shape[:-1]), jnp.array(True))
+    )
+    return jnp.sum(labels == own, axis=-1)
+
+
+def gram_energy(G: Float[ArrayLike, "*b n n"], beta) -> Float[Array, "*b"]:
+    """E_β = (1/(2βn²)) Σ_{i,j} e^{βG_ij}."""
+    n = G.shape[-1]
+    beta = jnp.asarray(beta, G.dtype)
+    return jnp.sum(jnp.exp(beta[..., None, None] * G), axis=(-1, -2)) / (2 * beta * n * n)
+
+
+def gram_effective_rank(G: Float[ArrayLike, "*b n n"]) -> Float[Array, "*b"]:
+    """The effective rank of the n × d matrix Θ from G = ΘΘᵀ: its singular values are
+    σ_k = √λ_k(G). Eigenvalues below n ε λ_max (rounding: zero for n > d) count as 0.
+    A singular value is then known to ~√(n ε) absolutely (1e-7 in float64), against ε
+    from an SVD of Θ: the two agree to rounding for well-spread tokens, to ~1e-7 in
+    the entropy for collapsed ones."""
+    lam = jnp.linalg.eigvalsh(G)
+    floor = G.shape[-1] * jnp.finfo(G.dtype).eps * jnp.max(lam, axis=-1, keepdims=True)
+    s = jnp.sqrt(jnp.where(lam > floor, lam, 0))
+    p = s / jnp.sum(s, axis=-1, keepdims=True)
+    plogp = jnp.where(p > 0, p * jnp.log(jnp.where(p > 0, p, 1)), 0)
+    return jnp.exp(-jnp.sum(plogp, axis=-1))
+
+
+def gram_collapse_time(ts, G, delta: float = 1e-3, t_stop=None, time_axis: int = -3) -> Float[Array, "*b"]:
+    """τ_δ: first time (interpolated between saves) with min_{i≠j} G_ij ≥ 1 − δ, inf if
+    never; ``G`` has its time axis at ``time_axis`` (-3: (*b, T, n, n) as in a
+    Trajectory; 0 for the saves of :func:`solve_gram`). ``t_stop``: the time a collapse
+    stop (with the same δ) ended the solve, as in :func:`particles.analysis.collapse_time`."""
+    m = jnp.moveaxis(gram_min_cosine(G), time_axis if time_axis >= 0 else time_axis + 2, -1)
+    t = crossing_time(ts, m, 1 - delta)
+    if t_stop is not None:
+        t = jnp.where(jnp.isinf(t), jnp.asarray(t_stop, t.dtype), t)
+    return t
+
+
 def _radius(field):
-    return lambda theta, r, beta, delta: getattr(radius_stats(r), field)
+    return lambda theta_or_G, r, beta, delta: getattr(radius_stats(r), field)
 
 
-OBSERVABLES: dict[str, Callable] = {
-    "mean_cosine": lambda theta, r, beta, delta: mean_cosine(theta),
-    "min_cosine": lambda theta, r, beta, delta: min_cosine(theta),
-    "pair_density": lambda theta, r, beta, delta: pair_density(theta, delta),
-    "cluster_count": lambda theta, r, beta, delta: cluster_count(theta, delta),
-    "energy": lambda theta, r, beta, delta: energy(theta, beta),
-    "effective_rank": lambda theta, r, beta, delta: effective_rank(theta),
-    **{f"radius_{field}": _radius(field) for field in RadiusStats._fields},
+# Each observable once, in two forms: of the directions θ (*b, n, d), and of their Gram
+# matrix G = ΘΘᵀ (*b, n, n) for the Gram flow (MODEL.md §8). Both take (·, r, beta, delta).
+_FORMS: dict[str, tuple[Callable, Callable]] = {
+    "mean_cosine": (
+        lambda theta, r, beta, delta: mean_cosine(theta),
+        lambda G, r, beta, delta: gram_mean_cosine(G),
+    ),
+    "min_cosine": (
+        lambda theta, r, beta, delta: min_cosine(theta),
+        lambda G, r, beta, delta: gram_min_cosine(G),
+    ),
+    "pair_density": (
+        lambda theta, r, beta, delta: pair_density(theta, delta),
+        lambda G, r, beta, delta: gram_pair_density(G, delta),
+    ),
+    "cluster_count": (
+        lambda theta, r, beta, delta: cluster_count(theta, delta),
+        lambda G, r, beta, delta: gram_cluster_count(G, delta),
+    ),
+    "energy": (
+        lambda theta, r, beta, delta: energy(theta, beta),
+        lambda G, r, beta, delta: gram_energy(G, beta),
+    ),
+    "effective_rank": (
+        lambda theta, r, beta, delta: effective_rank(theta),
+        lambda G, r, beta, delta: gram_effective_rank(G),
+    ),
+    **{f"radius_{field}": (_radius(field), _radius(field)) for field in RadiusStats._fields},
 }
+OBSERVABLES: dict[str, Callable] = {name: forms[0] for name, forms in _FORMS.items()}
+GRAM_OBSERVABLES: dict[str, Callable] = {name: forms[1] for name, forms in _FORMS.items()}
 
 
 @jax.jit
@@ -285,3 +393,9 @@ def observe(names, theta, r, beta, delta: float = 1e-3) -> dict[str, Array]:
     """Evaluate the named observables on ``theta`` (*b, n, d) and ``r`` (*b, n) with
     ``beta`` broadcast against ``*b``: a dict name -> array of shape ``*b``."""
     return {name: OBSERVABLES[name](theta, r, beta, delta) for name in check_observables(names)}
+
+
+def gram_observables(names, G, r, beta, delta: float | Float[Array, ""] = 1e-3) -> dict[str, Array]:
+    """The named observables (those of :data:`OBSERVABLES`) on ``G`` (*b, n, n) and
+    ``r`` (*b, n): a dict name -> array of shape ``*b``."""
+    return {name: GRAM_OBSERVABLES[name](G, r, beta, delta) for name in check_observables(names)}

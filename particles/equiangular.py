@@ -20,21 +20,17 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from ._attention import ATTENTION_KINDS
+from ._model import as_kernel
 from ._solver import step_controller
-from ._validate import check_choice, check_float, check_int
+from ._validate import check_float, check_int
 from .schemes import AbstractScheme, get_scheme
 
 
-def moments(rho, n: int | Float[Array, ""], beta, attention: str = "softmax"):
-    """(a, |A|, g) of the equiangular configuration with correlation ``rho``."""
+def moments(rho, n: int | Float[Array, ""], beta, attention="softmax"):
+    """(a, |A|, g) of the equiangular configuration with correlation ``rho``
+    (``attention``: a kernel name or :class:`~particles.AbstractKernel`)."""
     m = n - 1
-    if attention == "usa":
-        e1, er = jnp.exp(beta) / n, jnp.exp(beta * rho) / n
-    else:  # softmax, with numerator and Z divided by e^β so nothing overflows
-        e1, er = jnp.ones_like(rho), jnp.exp(beta * (rho - 1))
-        Z = e1 + m * er
-        e1, er = e1 / Z, er / Z
+    e1, er = as_kernel(attention).equiangular_weights(beta, rho, n)
     g = 2 * er * (1 - rho) * (1 + m * rho)
     a = e1 + m * rho * er
     A_sq = e1 * e1 + 2 * m * rho * e1 * er + m * (1 + (m - 1) * rho) * er * er
@@ -79,7 +75,7 @@ def solve(
     """
     scheme = get_scheme(scheme, **scheme_params)
     n = check_int("n", n, minimum=2)
-    check_choice("attention", attention, ATTENTION_KINDS)
+    attention = as_kernel(attention)
     rho0 = check_float("rho0", rho0)
     r0 = check_float("r0", r0, positive=True)
     if not -1 / (n - 1) <= rho0 <= 1:

@@ -16,6 +16,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ._model import AbstractKernel, AbstractPosition, as_kernel, as_position
+
 # Above ``dense_max`` weights (batch × n × n) the field works in blocks. Measured with
 # benchmarks/blocks.py, d = 128, float32:
 # - 2-core CPU (2^21 float32 weights are 8 MiB): row blocks of 512-1024 queries ran at
@@ -56,13 +58,9 @@ def auto_block_size(n: int, batch_size: int = 1, symmetric: bool = False, backen
     return min(n, 1 << (rows.bit_length() - 1))
 
 
-def _weights(logits, index, num_keys: int, kind: str, causal: bool):
-    if causal:
-        cols = jnp.arange(logits.shape[-1])
-        logits = jnp.where(cols <= index[:, None], logits, -jnp.inf)
-    if kind == "usa":
-        return jnp.exp(logits) / num_keys
-    return jax.nn.softmax(logits, axis=-1)
+def _weights(logits, index, num_keys: int, kernel: AbstractKernel, position: AbstractPosition):
+    logits = position.logits(logits, index, jnp.arange(logits.shape[-1]))
+    return kernel.weights(logits, num_keys)
 
 
 @jax.custom_jvp
@@ -79,10 +77,12 @@ def _self_gram_jvp(primals, tangents):
     return _self_gram(x), half + jnp.swapaxes(half, -1, -2)
 
 
-def mix(beta, query, key, value, *, kind="softmax", causal=False, block=None):
-    """Σ_j w_ij value_j with w from the logits β ⟨query_i, key_j⟩, in row blocks of
-    ``block`` queries (default :func:`auto_block_size`) so that at most ``block × n``
-    weights exist at once; ``block >= n`` is the dense computation."""
+def mix(beta, query, key, value, *, kernel="softmax", position=None, block=None):
+    """Σ_j w_ij value_j with w from the logits β ⟨query_i, key_j⟩ by the ``kernel`` (a
+    name or :class:`~particles.AbstractKernel`) after the ``position`` part (default none),
+    in row blocks of ``block`` queries (default :func:`auto_block_size`) so that at most
+    ``block × n`` weights exist at once; ``block >= n`` is the dense computation."""
+    kernel, position = as_kernel(kernel), as_position(position)
     *batch, n, _ = query.shape
     block = block or auto_block_size(n, math.prod(batch))
 
@@ -90,7 +90,7 @@ def mix(beta, query, key, value, *, kind="softmax", causal=False, block=None):
         gram = _self_gram(q) if q is key else jnp.einsum("...ie,...je->...ij", q, key, precision=PRECISION)
         logits = beta * gram
         index = start + jnp.arange(q.shape[-2])
-        return jnp.matmul(_weights(logits, index, n, kind, causal), value, precision=PRECISION)
+        return jnp.matmul(_weights(logits, index, n, kernel, position), value, precision=PRECISION)
 
     if block >= n:
         return rows(query, 0)
@@ -103,7 +103,7 @@ def mix(beta, query, key, value, *, kind="softmax", causal=False, block=None):
     return out.reshape(*out.shape[:-3], num_blocks * block, -1)[..., :n, :]
 
 
-def symmetric_mix(beta, x, values, block, *, kind="softmax"):
+def symmetric_mix(beta, x, values, block, *, kernel="softmax"):
     """Σ_j w_ij v_j with w from the logits β ⟨x_i, x_j⟩ (Q = K = I), in pairs of
     blocks, each pair once.
 
@@ -114,6 +114,7 @@ def symmetric_mix(beta, x, values, block, *, kind="softmax"):
     it is taken only while |β| max_k |x_k|² keeps every e^{logit} and every row sum
     finite and normal; otherwise :func:`mix` (row blocks, shifted) runs instead.
     """
+    kernel = as_kernel(kernel)
     *batch, n, _ = x.shape
     num_blocks = -(-n // block)
     size = num_blocks * block
@@ -163,28 +164,27 @@ def symmetric_mix(beta, x, values, block, *, kind="softmax"):
     if len(pairs):
         carry, _ = jax.lax.scan(off_diagonal, carry, jnp.asarray(pairs))
     out, out_t, total = carry
-    out = out + jnp.swapaxes(out_t, -1, -2)
-    if kind == "usa":
-        out = out / n
-    else:  # padded rows have no weights: divide by 1 there (0/0 would poison gradients)
-        out = out / jnp.where(real > 0, total, 1)[..., None]
+    out = kernel.from_sums(out + jnp.swapaxes(out_t, -1, -2), total, n, real)
     return out[..., :n, :]
 
 
-def identity_mix(beta, x, values, *, kind="softmax", causal=False, block=None):
+def identity_mix(beta, x, values, *, kernel="softmax", position=None, block=None):
     """Σ_j w_ij v_j with w from the logits β ⟨x_i, x_j⟩: dense, or in blocks (pairs of
-    blocks while unshifted exponentials are safe, else row blocks). ``block=None``
-    picks each computation's own size (:func:`auto_block_size`)."""
+    blocks while unshifted exponentials are safe and the position part keeps the
+    weights symmetric, else row blocks). ``block=None`` picks each computation's own
+    size (:func:`auto_block_size`)."""
+    kernel, position = as_kernel(kernel), as_position(position)
     *batch, n, _ = x.shape
-    pair = block or auto_block_size(n, math.prod(batch), symmetric=not causal)
-    if pair >= n or causal:
-        return mix(beta, x, x, values, kind=kind, causal=causal, block=block)
+    symmetric = position.permutation_equivariant
+    pair = block or auto_block_size(n, math.prod(batch), symmetric=symmetric)
+    if pair >= n or not symmetric:
+        return mix(beta, x, x, values, kernel=kernel, position=position, block=block)
     # unshifted e^{logit} stays finite and normal, row sums included
     finfo = jnp.finfo(x.dtype)
     limit = min(-math.log(float(finfo.tiny)), math.log(float(finfo.max))) - math.log(n) - 1
     safe = jnp.all(jnp.abs(beta) * jnp.max(jnp.sum(x * x, -1), -1)[..., None, None] <= limit)
     return jax.lax.cond(
         safe,
-        lambda: symmetric_mix(beta, x, values, pair, kind=kind),
-        lambda: mix(beta, x, x, values, kind=kind, block=block),
+        lambda: symmetric_mix(beta, x, values, pair, kernel=kernel),
+        lambda: mix(beta, x, x, values, kernel=kernel, position=position, block=block),
     )

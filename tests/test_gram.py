@@ -8,13 +8,8 @@ import pytest
 
 import particles
 from particles import analysis, schemes
-from particles._gram import (
-    GRAM_OBSERVABLES,
-    gram_collapse_time,
-    gram_observables,
-    gram_velocity,
-    solve_gram,
-)
+from particles._gram import gram_velocity, solve_gram
+from particles.analysis import GRAM_OBSERVABLES, gram_collapse_time, gram_observables
 
 
 def gram(theta):

@@ -27,6 +27,7 @@ the chunks on disk; a store written by a different configuration is refused.
 
 import os
 
+from .._model import KERNELS
 from .._trajectory import write_atomic
 from .._validate import check_choice, check_int
 from ..schemes import SCHEMES, get_scheme
@@ -154,7 +155,7 @@ def sweep(
             norm=norm, mlp=mlp, residual=residual, weights=weights, heads=heads, weight_seed=weight_seed
         ),
     )
-    check_choice("attention", attention, ("softmax", "usa"))
+    check_choice("attention", attention, tuple(KERNELS))
     for scheme in cfg["axes"]["scheme"]["values"]:  # parameter values valid for each scheme
         for key in scheme_params:
             if key in SCHEMES[scheme].__dataclass_fields__:

@@ -167,7 +167,7 @@ def _solve_unit_gram(problem, config, ts, names, delta, dtype):
     att = problem.attention
     level = None if config.stop_at_collapse is None else 1 - config.stop_at_collapse
     solve = lambda x0, beta, level: observe_gram(  # noqa: E731
-        x0, problem.scheme, beta=beta, kind=att.kind, causal=att.causal, ts=ts, t0=problem.t0, t1=problem.t1,
+        x0, problem.scheme, beta=beta, kernel=att.kernel, position=att.position, ts=ts, t0=problem.t0, t1=problem.t1,
         rtol=config.rtol, atol=config.atol, max_steps=config.max_steps, stop_level=level, names=names, delta=delta,
     )  # fmt: skip
     x0, beta = np.asarray(problem.x0), np.broadcast_to(np.asarray(att.beta), problem.batch_shape)
