@@ -39,7 +39,7 @@ import numpy as np
 from jaxtyping import Array, ArrayLike, Float, Int
 
 from ._config import save_times
-from ._model import as_kernel, as_position
+from ._model import AbstractKernel, as_kernel, as_position
 from ._outcome import status_of_saves
 from ._problem import check_dtype, precision
 from ._solver import tsit5_loop
@@ -105,7 +105,7 @@ def gram_velocity(
     r: Float[ArrayLike, "*b n"],
     scheme,
     beta,
-    kind: str = "softmax",
+    kind: "str | AbstractKernel" = "softmax",
     causal: bool = False,
 ) -> tuple[Float[Array, "*b n n"], Float[Array, "*b n"]]:
     """(dG/dt, dr/dt) of a speed scheme with Q = K = V = I (module docstring; MODEL.md §8).

@@ -106,3 +106,20 @@ def status_of_saves(valid, ok=True) -> np.ndarray:
     whether the solve itself succeeded (``ok``): OK where both hold, else NONFINITE."""
     every = np.all(np.asarray(valid), axis=0) & bool(ok)
     return np.where(every, Status.OK, Status.NONFINITE).astype(np.int8)
+
+
+def observed_outcome(obs, solve_one, batch: int, ts):
+    """The outcome of a solve that saved observables (a sweep's Gram solve): ``obs``
+    with ``min_cosine`` (T, batch), ``t_stop``, ``ok``; a failed one is solved again
+    trajectory by trajectory, ``solve_one(i)`` each to t1 (no stop), as the token
+    solve's retries. Returns (the parts, status per trajectory): MAX_STEPS where a
+    solve ran out of steps, NONFINITE where a save it made is not finite."""
+    parts = [obs] if obs.ok else [solve_one(i) for i in range(batch)]
+    ok = np.concatenate([np.full(p.min_cosine.shape[1], p.ok) for p in parts])
+    made = np.concatenate(
+        [np.broadcast_to((ts <= p.t_stop)[:, None], p.min_cosine.shape) for p in parts], axis=1
+    )
+    min_cos = np.concatenate([p.min_cosine for p in parts], axis=1)  # (T, batch), NaN where not reached
+    nonfinite = np.any(made & ~np.isfinite(min_cos), axis=0)
+    status = np.where(ok, np.where(nonfinite, Status.NONFINITE, Status.OK), Status.MAX_STEPS).astype(np.int8)
+    return parts, status

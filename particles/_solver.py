@@ -225,6 +225,20 @@ def _rolled_dense(t, h, y0, ks, tq):
     return jax.tree.map(lambda y, k: y + h * jnp.tensordot(b, k, axes=1), y0, ks)
 
 
+def _pi_factor(error, prev, accept, c1, c2):
+    """The PI controller's step factor 0.9 (1/e_n)^{c1} (1/e_{n−1})^{c2}, clipped to
+    [1, 10] after an accepted step and [0.2, 0.9] after a rejected one, and the 1/e_n
+    to remember (1 where it is 0 or infinite)."""
+    inv = jnp.where(jnp.isfinite(error), 1 / error, 0.0)
+    factor = 0.9 * inv**c1 * prev**c2
+    factor = jnp.clip(
+        jnp.where(jnp.isfinite(factor), factor, 10.0),
+        jnp.where(accept, 1, 0.2),
+        jnp.where(accept, 10, 0.9),
+    )
+    return factor, jnp.where((inv == 0) | jnp.isinf(inv), 1, inv)
+
+
 def tsit5_loop(
     field,
     y0,
@@ -294,14 +308,7 @@ def tsit5_loop(
         scale = jax.tree.map(lambda a, b: atol + rtol * jnp.maximum(jnp.abs(a), jnp.abs(b)), y, y1)
         error = norm(jax.tree.map(lambda e, sc: e / sc, y_error, scale))
         accept = jnp.asarray(True) if fixed else jnp.isfinite(error) & (error <= 1)
-        inv = jnp.where(jnp.isfinite(error), 1 / error, 0.0)
-        factor = 0.9 * inv**c1 * s["prev"] ** c2
-        factor = jnp.clip(
-            jnp.where(jnp.isfinite(factor), factor, 10.0),
-            jnp.where(accept, 1, 0.2),
-            jnp.where(accept, 10, 0.9),
-        )
-        inv = jnp.where((inv == 0) | jnp.isinf(inv), 1, inv)
+        factor, inv = _pi_factor(error, s["prev"], accept, c1, c2)
         dense_at = lambda tq: _rolled_dense(t, h_step, y, ks, tq)  # noqa: E731
         stop = jnp.asarray(False) if stop_fn is None else accept & (stop_fn(y1) >= 0)
         t_stop = jax.lax.cond(

@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from ._model import as_kernel
+from ._model import AbstractKernel, as_kernel
 from ._solver import step_controller
 from ._validate import check_float, check_int
 from .schemes import AbstractScheme, get_scheme
@@ -60,7 +60,7 @@ def solve(
     rho0: float,
     ts,
     r0: float = 1.0,
-    attention: str = "softmax",
+    attention: "str | AbstractKernel" = "softmax",
     *,
     t0: float = 0.0,
     rtol: float | None = None,

@@ -15,6 +15,7 @@ from .. import analysis, init
 from .._config import SolveConfig
 from .._gram import observe_gram
 from .._integrate import Observe, integrate
+from .._outcome import observed_outcome
 from .._problem import make_problem, precision
 from .._solver import UnrolledTsit5
 from .._status import SimulationWarning, Status
@@ -174,16 +175,8 @@ def _solve_unit_gram(problem, config, ts, names, delta, dtype):
     obs = solve(x0, beta, level)
     if obs is None:
         return None
-    parts = [obs]
-    if not obs.ok:  # seed by seed, each to t1 (no stop), as the token solve's retries
-        parts = [solve(x0[i : i + 1], beta[i : i + 1], None) for i in range(len(x0))]
-    ok = np.concatenate([np.full(p.min_cosine.shape[1], p.ok) for p in parts])
-    made = np.concatenate(
-        [np.broadcast_to((ts <= p.t_stop)[:, None], p.min_cosine.shape) for p in parts], axis=1
-    )
+    parts, status = observed_outcome(obs, lambda i: solve(x0[i : i + 1], beta[i : i + 1], None), len(x0), ts)
     min_cos = np.concatenate([p.min_cosine for p in parts], axis=1)  # (T, seed), NaN where not reached
-    nonfinite = np.any(made & ~np.isfinite(min_cos), axis=0)
-    status = np.where(ok, np.where(nonfinite, Status.NONFINITE, Status.OK), Status.MAX_STEPS).astype(np.int8)
     stopped = len(parts) == 1 and obs.stopped
     collapse = _collapse_times(ts, min_cos, delta, obs.t_stop if stopped else None, dtype)
     out = {name: np.concatenate([p.values[name] for p in parts], axis=1).T.astype(dtype) for name in names}
