@@ -37,10 +37,9 @@ def min_cosine(theta: Float[ArrayLike, "*b n d"]) -> Float[Array, "*b"]:
     )
 
 
-def _close(theta, delta) -> Bool[Array, "*b n n"]:
-    """The threshold graph ⟨θ_i, θ_j⟩ ≥ 1 − δ, with every token joined to itself."""
-    n = theta.shape[-2]
-    return (cosine_matrix(theta) >= 1 - delta) | jnp.eye(n, dtype=bool)
+def _close(G, delta) -> Bool[Array, "*b n n"]:
+    """The threshold graph G_ij = ⟨θ_i, θ_j⟩ ≥ 1 − δ, with every token joined to itself."""
+    return (G >= 1 - delta) | jnp.eye(G.shape[-1], dtype=bool)
 
 
 def pair_density(theta: Float[ArrayLike, "*b n d"], delta: float = 1e-3) -> Float[Array, "*b"]:
@@ -50,7 +49,7 @@ def pair_density(theta: Float[ArrayLike, "*b n d"], delta: float = 1e-3) -> Floa
     n = theta.shape[-2]
     if n == 1:
         return jnp.ones(theta.shape[:-2], theta.dtype)
-    count = jnp.sum(_close(theta, delta), axis=(-1, -2), dtype=theta.dtype) - n
+    count = jnp.sum(_close(cosine_matrix(theta), delta), axis=(-1, -2), dtype=theta.dtype) - n
     return count / (n * (n - 1))
 
 
@@ -66,7 +65,7 @@ def cluster_labels(
     exact for chains of close tokens.
     """
     n = theta.shape[-2]
-    adj = _close(theta, delta)
+    adj = _close(cosine_matrix(theta), delta)
 
     def relabel(labels):
         return jnp.min(jnp.where(adj, labels[..., None, :], n), axis=-1)
@@ -261,10 +260,6 @@ def gram_min_cosine(G: Float[ArrayLike, "*b n n"]) -> Float[Array, "*b"]:
     if n == 1:
         return jnp.ones(G.shape[:-2], G.dtype)
     return jnp.min(jnp.where(jnp.eye(n, dtype=bool), jnp.inf, G), axis=(-1, -2))
-
-
-def _close(G, delta):
-    return (G >= 1 - delta) | jnp.eye(G.shape[-1], dtype=bool)
 
 
 def gram_pair_density(

@@ -2,6 +2,7 @@
 (scheme, parameters, n, d, beta) with the index of each grid point's unit."""
 
 import itertools
+from typing import NamedTuple
 
 import numpy as np
 
@@ -128,8 +129,25 @@ def beta_groups(cfg, units) -> list[list[int]]:
     size = cfg["solve"].get("beta_group", 1)
     lines = {}
     for i, unit in enumerate(units):
-        lines.setdefault(unit[:4] + unit[5:], []).append(i)  # all but beta
+        lines.setdefault(unit.without_beta(), []).append(i)
     return [members[k : k + size] for members in lines.values() for k in range(0, len(members), size)]
+
+
+class Unit(NamedTuple):
+    """One solve's worth of a sweep's grid: every grid coordinate but the seed (the
+    scheme's parameters as ((name, value), ...), only those the scheme takes)."""
+
+    scheme: str
+    params: tuple
+    n: int
+    d: int
+    beta: float
+    layers: int | None
+    noise: float | None
+
+    def without_beta(self) -> tuple:
+        """The coordinates that a group of betas shares."""
+        return self._replace(beta=None)
 
 
 def units_of(cfg):
@@ -143,7 +161,7 @@ def units_of(cfg):
     for pos in itertools.product(*(range(len(v)) for v in axes.values())):
         point = {k: axes[k][i] for k, i in zip(axes, pos)}
         fields = SCHEMES[point["scheme"]].__dataclass_fields__
-        unit = (
+        unit = Unit(
             point["scheme"],
             tuple((p, point[p]) for p in params if p in fields),
             point["n"],

@@ -58,8 +58,8 @@ def solve_group(cfg, group, size=None):
     its observables (seed, time), NaN after a stop and where a failed seed has no state;
     collapse times (seed), NaN for a failed seed; the seeds' status (0 ok, see
     :class:`particles.Trajectory`); the stop time."""
-    n, d = group[0][2:4]
-    betas = [unit[4] for unit in group]
+    n, d = group[0].n, group[0].d
+    betas = [unit.beta for unit in group]
     betas += betas[-1:] * ((size or len(betas)) - len(betas))
     seeds = cfg["axes"]["seed"]["values"]
     x0 = _initial_tokens(cfg["init"], tuple(seeds), n, d, jnp.dtype(cfg["dtype"]).name)
@@ -77,7 +77,7 @@ def solve_group(cfg, group, size=None):
 def _solve(cfg, unit, x0, beta):
     """The solve of :func:`solve_group`: tokens ``x0`` (batch, n, d), ``beta`` a scalar
     or one per trajectory; the other settings from ``unit``."""
-    scheme, params, n, d, _, layers, noise = unit
+    scheme, params, d, layers, noise = unit.scheme, unit.params, unit.d, unit.layers, unit.noise
     dtype = jnp.dtype(cfg["dtype"])
     seeds, ts = cfg["axes"]["seed"]["values"], np.asarray(cfg["ts"])
     delta = cfg["delta"]
