@@ -106,21 +106,7 @@ def _solve(cfg, unit, x0, beta):
             return out
     batch = len(x0)
     if problem.layers is None:  # the observables computed at each save, inside the solve
-        with warnings.catch_warnings():  # failed seeds are recorded in the status variable
-            warnings.simplefilter("ignore", SimulationWarning)
-            sol = integrate(problem, config, observe=Observe(names, float(delta)))
-        stopped = sol.stats.get("collapsed")
-        k = len(sol.ts) - 1 if stopped else len(ts)
-        out = {}
-        for name in names:
-            full = np.full((batch, len(ts)), np.nan, dtype=dtype)
-            full[:, :k] = np.asarray(sol.values[name][:k]).T
-            out[name] = full
-        t_stop = sol.stats["t_stop"] if stopped else cfg["t1"]
-        collapse = _collapse_times(
-            sol.ts, sol.values["_min_cosine"], delta, t_stop if stopped else None, dtype
-        )
-        return _finish(out, collapse, sol.status, t_stop, dtype)
+        return _solve_observed(problem, config, names, delta, ts, cfg["t1"], dtype)
     with warnings.catch_warnings():  # failed seeds are recorded in the status variable
         warnings.simplefilter("ignore", SimulationWarning)
         saves = integrate(
@@ -139,6 +125,24 @@ def _solve(cfg, unit, x0, beta):
         full[:, :k] = np.where(missing, np.nan, np.asarray(v))
         out[name] = full
     return _finish(out, collapse, saves.status, saves.stats.get("t_stop", cfg["t1"]), dtype)
+
+
+def _solve_observed(problem, config, names, delta, ts, t1, dtype):
+    """The ODE's observables computed at each save inside the solve (:class:`Observe`)."""
+    batch = problem.batch_shape[0]
+    with warnings.catch_warnings():  # failed seeds are recorded in the status variable
+        warnings.simplefilter("ignore", SimulationWarning)
+        sol = integrate(problem, config, observe=Observe(names, float(delta)))
+    stopped = sol.stats.get("collapsed")
+    k = len(sol.ts) - 1 if stopped else len(ts)
+    out = {}
+    for name in names:
+        full = np.full((batch, len(ts)), np.nan, dtype=dtype)
+        full[:, :k] = np.asarray(sol.values[name][:k]).T
+        out[name] = full
+    t_stop = sol.stats["t_stop"] if stopped else t1
+    collapse = _collapse_times(sol.ts, sol.values["_min_cosine"], delta, t_stop if stopped else None, dtype)
+    return _finish(out, collapse, sol.status, t_stop, dtype)
 
 
 _crossing_time = jax.jit(analysis.crossing_time)  # one program (op by op: ~0.8 s of compiles)

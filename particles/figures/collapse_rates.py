@@ -106,6 +106,36 @@ def _panel(ax, x, tau_median, tau_lo, tau_hi, schemes, t1, logx):
     ax.grid(alpha=0.3, which="both")
 
 
+def _figure(cfg, schemes, ns, betas, t1, med, lo, hi):
+    """Collapse time against β (at n0) and against n (at β0): median and 10–90% bands."""
+    n0, beta0 = cfg["n0"], cfg["beta0"]
+    i0, j0 = ns.index(n0), betas.index(beta0)
+    plt = pyplot()
+    fig, (ax_b, ax_n) = plt.subplots(1, 2, figsize=(11.5, 4.6), sharey=True)
+    _panel(ax_b, np.asarray(betas), med[:, i0], lo[:, i0], hi[:, i0], schemes, t1, logx=False)
+    ax_b.set(
+        xlabel="inverse temperature β",
+        ylabel=f"collapse time τ_δ (δ = {DELTA:g})",
+        title=f"against β (n = {n0})",
+    )
+    _panel(ax_n, np.asarray(ns, float), med[:, :, j0], lo[:, :, j0], hi[:, :, j0], schemes, t1, logx=True)
+    ax_n.set_xscale("log", base=2)
+    ax_n.set_xticks(ns, [str(n) for n in ns])
+    ax_n.minorticks_off()
+    ax_n.set(xlabel="number of tokens n", title=f"against n (β = {beta0:g})")
+    handles, labels = ax_b.get_legend_handles_labels()
+    handles.append(plt.Line2D([], [], ls="", marker="^", color="0.6", mec="k", mew=0.5, ms=7))
+    labels.append(f"median not collapsed by t1 = {t1:g}")
+    fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=9)
+    fig.suptitle(
+        f"Collapse time from uniform random tokens (d = {D}, Q = K = V = I): median and 10–90% over "
+        f"{cfg['seeds']} seeds",
+        y=1.0,
+    )
+    fig.tight_layout()
+    return fig
+
+
 def run(out_dir, size):
     cfg = SIZES[size]
     schemes, ns, betas, t1 = list(cfg["schemes"]), list(cfg["ns"]), list(cfg["betas"]), cfg["t1"]
@@ -160,27 +190,5 @@ def run(out_dir, size):
             },
         )
 
-        plt = pyplot()
-        fig, (ax_b, ax_n) = plt.subplots(1, 2, figsize=(11.5, 4.6), sharey=True)
-        _panel(ax_b, np.asarray(betas), med[:, i0], lo[:, i0], hi[:, i0], schemes, t1, logx=False)
-        ax_b.set(
-            xlabel="inverse temperature β",
-            ylabel=f"collapse time τ_δ (δ = {DELTA:g})",
-            title=f"against β (n = {n0})",
-        )
-        _panel(ax_n, np.asarray(ns, float), med[:, :, j0], lo[:, :, j0], hi[:, :, j0], schemes, t1, logx=True)
-        ax_n.set_xscale("log", base=2)
-        ax_n.set_xticks(ns, [str(n) for n in ns])
-        ax_n.minorticks_off()
-        ax_n.set(xlabel="number of tokens n", title=f"against n (β = {beta0:g})")
-        handles, labels = ax_b.get_legend_handles_labels()
-        handles.append(plt.Line2D([], [], ls="", marker="^", color="0.6", mec="k", mew=0.5, ms=7))
-        labels.append(f"median not collapsed by t1 = {t1:g}")
-        fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=9)
-        fig.suptitle(
-            f"Collapse time from uniform random tokens (d = {D}, Q = K = V = I): median and 10–90% over "
-            f"{cfg['seeds']} seeds",
-            y=1.0,
-        )
-        fig.tight_layout()
+        fig = _figure(cfg, schemes, ns, betas, t1, med, lo, hi)
         return write_outputs("collapse_rates", out_dir, fig, data)

@@ -111,23 +111,8 @@ def _band(ax, x, values, color, label, style="-"):
     ax.fill_between(x, lo, hi, color=color, alpha=0.15, lw=0)
 
 
-def _plot(data):
-    plt = pyplot()
-    fig, (ax_err, ax_cos, ax_r) = plt.subplots(1, 3, figsize=(16, 4.8))
-    Ls = data["L"].values
-    for s in data["scheme"].values:
-        e = data["error"].sel(scheme=s).values
-        ax_err.loglog(
-            Ls, e, "o-", color=scheme_color(s), label=f"{s} (slope {float(data['slope'].sel(scheme=s)):.2f})"
-        )
-    ref = data["error"].values.max() * (Ls / Ls[0]) ** -1.0
-    ax_err.loglog(Ls, ref, "k:", lw=1.5, label="slope −1 (first order)")
-    ax_err.set(xlabel="layers L (step h = T/L)", ylabel="max |x_L − x_ODE(T)|")
-    ax_err.set_title(
-        f"(a) layers → ODE, projection norm, attention only (T = {data.attrs['T']:g})", fontsize=10
-    )
-    ax_err.legend(fontsize=7.5, ncol=2)
-    layer = data["layer"].values
+def _cosine_panel(ax_cos, data, layer):
+    """(b) mean cosine against depth: LayerNorm + MLP layers against the idealised ODE."""
     for s in data["deep_scheme"].values:
         c = scheme_color(s)
         _band(
@@ -151,6 +136,10 @@ def _plot(data):
         fontsize=10,
     )
     ax_cos.legend(fontsize=7.5)
+
+
+def _radius_panel(ax_r, data, layer):
+    """(c) the Pre-LN hidden-state norm against depth, with t and √t guides."""
     c = scheme_color("pre")
     _band(
         ax_r,
@@ -174,6 +163,27 @@ def _plot(data):
     ax_r.set(xlabel="layer l", ylabel="mean |x_l|")
     ax_r.set_title("(c) Pre-LN hidden-state norm against depth", fontsize=10)
     ax_r.legend(fontsize=7.5)
+
+
+def _plot(data):
+    plt = pyplot()
+    fig, (ax_err, ax_cos, ax_r) = plt.subplots(1, 3, figsize=(16, 4.8))
+    Ls = data["L"].values
+    for s in data["scheme"].values:
+        e = data["error"].sel(scheme=s).values
+        ax_err.loglog(
+            Ls, e, "o-", color=scheme_color(s), label=f"{s} (slope {float(data['slope'].sel(scheme=s)):.2f})"
+        )
+    ref = data["error"].values.max() * (Ls / Ls[0]) ** -1.0
+    ax_err.loglog(Ls, ref, "k:", lw=1.5, label="slope −1 (first order)")
+    ax_err.set(xlabel="layers L (step h = T/L)", ylabel="max |x_L − x_ODE(T)|")
+    ax_err.set_title(
+        f"(a) layers → ODE, projection norm, attention only (T = {data.attrs['T']:g})", fontsize=10
+    )
+    ax_err.legend(fontsize=7.5, ncol=2)
+    layer = data["layer"].values
+    _cosine_panel(ax_cos, data, layer)
+    _radius_panel(ax_r, data, layer)
     for ax in (ax_err, ax_cos, ax_r):
         ax.grid(alpha=0.3, which="both")
     fig.suptitle(

@@ -53,6 +53,29 @@ def equiangular_curve(ts, betas=np.linspace(*BETA_RANGE, 400), delta=DELTA, n=N)
     return out
 
 
+def _figure(data, ts, betas, t_fine, curve, seeds):
+    """One panel per d: P(pair within δ) over (t, β), the equiangular curve on top."""
+    plt = pyplot()
+    ds_ = data["d"].values
+    fig, axes = plt.subplots(1, len(ds_), figsize=(4.2 * len(ds_) + 1.2, 4.2), sharey=True, squeeze=False)
+    axes = axes[0]
+    for ax, d in zip(axes, ds_):
+        prob = data["pair_probability"].sel(d=d).values  # (beta, time)
+        mesh = ax.pcolormesh(ts, betas, prob, vmin=0, vmax=1, cmap="viridis", shading="nearest")
+        ax.plot(t_fine, curve, color="white", lw=2.2)
+        ax.plot(t_fine, curve, color="#d62728", lw=1.3, ls="--", label="equiangular model (ρ0 = 0)")
+        ax.set(title=f"d = {d}", xlabel="time t", xlim=(0, T1), ylim=BETA_RANGE)
+    axes[0].set_ylabel("inverse temperature β")
+    axes[0].legend(loc="upper left", fontsize=8, framealpha=0.9)
+    bar = fig.colorbar(mesh, ax=list(axes), fraction=0.025, pad=0.02)
+    bar.set_label(f"P(⟨x_i(t), x_j(t)⟩ ≥ {1 - DELTA:g})")
+    fig.suptitle(
+        f"Phase diagram of SA (post-LN), n = {N} uniform tokens, {seeds} seeds per β",
+        y=1.02,
+    )
+    return fig
+
+
 def run(out_dir, size):
     cfg = SIZES[size]
     betas = np.linspace(*BETA_RANGE, cfg["betas"])
@@ -104,22 +127,5 @@ def run(out_dir, size):
             dict(zip(sw["d"].values.tolist(), data["transition_width"].values.round(4).tolist())),
         )
 
-        plt = pyplot()
-        ds_ = data["d"].values
-        fig, axes = plt.subplots(1, len(ds_), figsize=(4.2 * len(ds_) + 1.2, 4.2), sharey=True, squeeze=False)
-        axes = axes[0]
-        for ax, d in zip(axes, ds_):
-            prob = data["pair_probability"].sel(d=d).values  # (beta, time)
-            mesh = ax.pcolormesh(ts, betas, prob, vmin=0, vmax=1, cmap="viridis", shading="nearest")
-            ax.plot(t_fine, curve, color="white", lw=2.2)
-            ax.plot(t_fine, curve, color="#d62728", lw=1.3, ls="--", label="equiangular model (ρ0 = 0)")
-            ax.set(title=f"d = {d}", xlabel="time t", xlim=(0, T1), ylim=BETA_RANGE)
-        axes[0].set_ylabel("inverse temperature β")
-        axes[0].legend(loc="upper left", fontsize=8, framealpha=0.9)
-        bar = fig.colorbar(mesh, ax=list(axes), fraction=0.025, pad=0.02)
-        bar.set_label(f"P(⟨x_i(t), x_j(t)⟩ ≥ {1 - DELTA:g})")
-        fig.suptitle(
-            f"Phase diagram of SA (post-LN), n = {N} uniform tokens, {cfg['seeds']} seeds per β",
-            y=1.02,
-        )
+        fig = _figure(data, ts, betas, t_fine, curve, cfg["seeds"])
         return write_outputs("phase_diagram", out_dir, fig, data)
