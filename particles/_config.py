@@ -51,7 +51,7 @@ def save_times(t0: float, t1: float, ts=None, save_every=None) -> np.ndarray:
 @dataclasses.dataclass(frozen=True)
 class SolveConfig:
     """How to solve: the diffrax ``solver`` (default Tsit5 with unrolled stages,
-    :class:`particles._solver.UnrolledTsit5`), adaptive steps to ``rtol``/``atol`` in each
+    :class:`particles.UnrolledTsit5`), adaptive steps to ``rtol``/``atol`` in each
     trajectory's RMS norm (PI control) or constant ``step_size``, at most ``max_steps``
     steps, a ``progress`` bar, ``stop_at_collapse=δ`` (end once every trajectory has
     min_{i≠j}⟨θ_i, θ_j⟩ ≥ 1 − δ), ``shard`` the batch across local devices, and

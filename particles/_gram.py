@@ -362,9 +362,9 @@ def solve_gram(
     ignored by ``sphere_bound`` schemes, which keep r ≡ 1).
 
     The state is the chord distances C_ij = |θ_i − θ_j| = √(2(1 − G_ij)) and the radii,
-    integrated with Tsit5 in one compiled loop (:func:`particles._solver.tsit5_loop`), PI step
-    control as in :func:`particles.simulate`, the error of each trajectory in the RMS
-    over its n² + n numbers, the max over the batch (:class:`_ChordRMS`: a token-level
+    integrated with Tsit5 in one compiled ``lax.while_loop`` (the tableau and PI step
+    control of :func:`particles.simulate`), the error of each trajectory in the RMS
+    over its n² + n numbers, the max over the batch (a token-level
     tolerance, at least as accurate as the token solve at the same ``rtol``/``atol``);
     or constant steps ``step_size``. ``ts``: save times (default 101 points on
     [t0, t1]). ``stop_level``: end the solve when every trajectory has

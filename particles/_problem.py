@@ -62,7 +62,7 @@ class Problem(eqx.Module):
     @property
     def closes_on_gram(self) -> bool:
         """Whether the flow closes on the Gram matrix and radii (MODEL.md §8), so that
-        :mod:`particles._gram` solves it exactly: continuous depth, the projection norm,
+        :func:`particles.solve_gram` solves it exactly: continuous depth, the projection norm,
         no MLP, no noise, Q = K = V = I and a speed scheme with the
         generic velocity."""
         return bool(

@@ -50,7 +50,7 @@ def simulate(
 
     dθ_i/dt = (1/s_i) P_{θ_i} A_i(Θ), dr_i/dt = the scheme's radial rate (MODEL.md §2;
     Karagodin et al., arXiv 2510.22026), integrated with a diffrax solver (Tsit5 by
-    default, with its stages unrolled: :class:`particles._solver.UnrolledTsit5`) under
+    default, with its stages unrolled: :class:`particles.UnrolledTsit5`) under
     adaptive step control; ``step_size`` gives constant steps instead.
 
     ``x0`` has shape (..., n, d); ``beta`` is a scalar or an array broadcast against

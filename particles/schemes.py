@@ -16,7 +16,7 @@ integrator and the equiangular reduced model take any such scheme unchanged.
 Next to its speed, each built-in scheme gives its discrete layer (MODEL.md §2, §7):
 :meth:`AbstractScheme.layer` applies attention, then optionally the MLP, each a residual
 sublayer x ← sublayer(t, x, h, f, N) placed by the scheme (:meth:`AbstractScheme.sublayer`),
-with N a :class:`~particles._norms.Norm` (the projection by default). With the projection
+with N a :class:`~particles.Norm` (the projection by default). With the projection
 and attention only, one layer is an explicit Euler-type step of the scheme's flow, so
 L layers of step h = T/L converge to it at first order. A user scheme gives its layer
 by overriding ``sublayer`` (or ``layer``); a speed scheme has no default.
@@ -42,7 +42,7 @@ class AbstractScheme(eqx.Module):
     ambient tokens x_i = r_i θ_i (not the directions) into the attention.
     ``keeps_span``: dθ_i/dt is a combination of θ_i and A_i, so with Q = K = V = I the
     tokens stay in the span of the initial tokens (the solver may then work in that
-    span, :class:`particles._chart.SpanChart`); a subclass whose velocity can leave
+    span, :class:`particles.SpanChart`); a subclass whose velocity can leave
     the span must set it False.
     """
 
