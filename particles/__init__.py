@@ -45,8 +45,8 @@ from ._problem import make_problem as make_problem
 from ._problem import precision as precision
 from ._simulate import simulate as simulate
 from ._solution import ObservedSolution as ObservedSolution
-from ._solver import UnrolledTsit5 as UnrolledTsit5
 from ._solution import RawSolution as RawSolution
+from ._solver import UnrolledTsit5 as UnrolledTsit5
 from ._status import SimulationError as SimulationError
 from ._status import SimulationWarning as SimulationWarning
 from ._status import Status as Status
