@@ -33,6 +33,7 @@ from ..schemes import SCHEMES, get_scheme
 from ._executor import computed_chunks
 from ._grid import FORMAT, sweep_config, units_of
 from ._store import MANIFEST, chunk_path, open_store, open_sweep
+from ._unit import check_units
 
 __all__ = ["FORMAT", "MANIFEST", "chunk_path", "open_sweep", "sweep", "units_of"]
 
@@ -164,6 +165,7 @@ def sweep(
         chunk_size = check_int("chunk_size", chunk_size, minimum=1)
     out = os.fspath(out)
     units, _ = units_of(cfg)
+    check_units(cfg, units)  # every argument is refused before the store is created
     chunk_size = open_store(out, cfg, chunk_size, len(units))
     chunks = [list(range(i, min(i + chunk_size, len(units)))) for i in range(0, len(units), chunk_size)]
     todo = [k for k in range(len(chunks)) if not os.path.isfile(chunk_path(out, k))]
