@@ -455,13 +455,28 @@ def _figure_parser(sub):
         "--full", dest="size", action="store_const", const="full", help="published resolution (GPU)"
     )
     size.add_argument("--tiny", dest="size", action="store_const", const="tiny", help="seconds; a smoke test")
-    p.add_argument("--out-dir", default="figures", help="folder for NAME.png and NAME.nc (default figures/)")
+    p.add_argument(
+        "--out-dir", default=None,
+        help="folder for NAME.png and NAME.nc (default figures/; --tiny: a new scratch folder in the system's "
+        "temporary folder, never the published figures/)",
+    )  # fmt: skip
     p.set_defaults(run=_run_figure, size="quick")
 
 
 def _run_figure(args):
-    from .figures import run
+    import tempfile
 
+    from .figures import is_published, run
+
+    if args.out_dir is None:
+        args.out_dir = (
+            tempfile.mkdtemp(prefix=f"particles-{args.name}-tiny-") if args.size == "tiny" else "figures"
+        )
+    elif args.size == "tiny" and is_published(args.out_dir):
+        raise ValueError(
+            f"--out-dir {args.out_dir!r} holds the published figures: --tiny would overwrite them; "
+            "leave out --out-dir (a scratch folder) or choose another"
+        )
     start = time.perf_counter()
     for path in run(args.name, args.out_dir, args.size):
         print(f"wrote {path}")
