@@ -150,7 +150,9 @@ def _load_tokens(path, n, d, dtype, name):
         reason = "it holds Python objects" if "allow_pickle" in str(e) else "not a NumPy .npy file"
         if is_npy and "allow_pickle" not in str(e):
             reason = "truncated or corrupt"
-        raise ValueError(f"{name} {path!r}: cannot read an (n, d) array: {reason} (write one with numpy.save)") from None
+        raise ValueError(
+            f"{name} {path!r}: cannot read an (n, d) array: {reason} (write one with numpy.save)"
+        ) from None
     if not isinstance(x0, np.ndarray) or not np.issubdtype(x0.dtype, np.number):
         raise ValueError(f"{name} {path!r}: expected a numeric (n, d) array written with numpy.save")
     if x0.ndim != 2:

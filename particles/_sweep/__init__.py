@@ -25,11 +25,12 @@ any moment loses at most the chunk being computed. Rerunning the same sweep skip
 the chunks on disk; a store written by a different configuration is refused.
 """
 
+import inspect
 import os
 
 from .._trajectory import write_atomic
 from .._validate import check_choice, check_int
-from ..schemes import SCHEMES, get_scheme
+from ..schemes import SCHEMES, check_keywords, get_scheme, scheme_parameters
 from ._executor import computed_chunks
 from ._grid import FORMAT, sweep_config, units_of
 from ._store import MANIFEST, chunk_path, open_store, open_sweep
@@ -127,6 +128,7 @@ def sweep(
     """
     import tqdm
 
+    check_keywords("sweep", tuple(inspect.signature(sweep).parameters)[1:-1], scheme_params)
     cfg = sweep_config(
         schemes=schemes,
         scheme_params=scheme_params,
@@ -158,7 +160,7 @@ def sweep(
     check_choice("attention", attention, ("softmax", "usa"))
     for scheme in cfg["axes"]["scheme"]["values"]:  # parameter values valid for each scheme
         for key in scheme_params:
-            if key in SCHEMES[scheme].__dataclass_fields__:
+            if key in scheme_parameters(SCHEMES[scheme]):
                 for v in cfg["axes"][key]["values"]:
                     get_scheme(scheme, **{key: v})
     if chunk_size is not None:

@@ -9,7 +9,7 @@ from .. import analysis, init
 from .._config import SolveConfig, save_times
 from .._problem import check_dtype
 from .._validate import check_choice, check_float, check_int
-from ..schemes import SCHEMES
+from ..schemes import SCHEMES, scheme_parameters
 
 FORMAT = "particles-sweep/3"  # 2: per-seed status variable; 3: betas solved in groups (beta_group)
 
@@ -48,7 +48,7 @@ def sweep_config(**kw):
     axes = {}
     axes["scheme"] = _axis("schemes", kw["schemes"], _scheme_name)
     for key, value in sorted(kw["scheme_params"].items()):
-        owners = [s for s in axes["scheme"][0] if key in SCHEMES[s].__dataclass_fields__]
+        owners = [s for s in axes["scheme"][0] if key in scheme_parameters(SCHEMES[s])]
         if not owners:
             raise ValueError(f"scheme parameter {key!r} is used by none of the schemes {axes['scheme'][0]}")
         axes[key] = _axis(key, value, check_float)
@@ -142,7 +142,7 @@ def units_of(cfg):
     grid = np.empty([len(v) for v in axes.values()], dtype=np.int64)
     for pos in itertools.product(*(range(len(v)) for v in axes.values())):
         point = {k: axes[k][i] for k, i in zip(axes, pos)}
-        fields = SCHEMES[point["scheme"]].__dataclass_fields__
+        fields = scheme_parameters(SCHEMES[point["scheme"]])
         unit = (
             point["scheme"],
             tuple((p, point[p]) for p in params if p in fields),
