@@ -42,6 +42,14 @@ def _scheme_name(name, value):
     return value
 
 
+def _tokens(name, value):
+    """n: at least 2, as on the command line (every observable is about pairs of tokens)."""
+    n = check_int(name, value)
+    if n < 2:
+        raise ValueError(f"{name}={n} must be at least 2: every observable is about pairs of tokens")
+    return n
+
+
 def sweep_config(**kw):
     """Validate the sweep arguments into a JSON-serialisable configuration."""
     cfg = {"format": FORMAT}
@@ -52,7 +60,7 @@ def sweep_config(**kw):
         if not owners:
             raise ValueError(f"scheme parameter {key!r} is used by none of the schemes {axes['scheme'][0]}")
         axes[key] = _axis(key, value, check_float)
-    axes["n"] = _axis("n", kw["n"], lambda k, v: check_int(k, v, minimum=2))
+    axes["n"] = _axis("n", kw["n"], _tokens)
     axes["d"] = _axis("d", kw["d"], lambda k, v: check_int(k, v, minimum=2))
     axes["beta"] = _axis("beta", kw["beta"], check_float)
     if kw.get("layers") is not None:  # discrete depth (absent: the ODE, as in earlier stores)
