@@ -83,7 +83,7 @@ def _check_pairs(flag, n):
 
 def _check_noise(noise, step_size):
     if noise and step_size is None:
-        raise ValueError("--noise > 0 needs constant steps: give --step-size")
+        raise ValueError("--noise > 0 needs constant steps: give step_size with --step-size H")
 
 
 class _Parser(argparse.ArgumentParser):

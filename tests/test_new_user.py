@@ -138,11 +138,11 @@ def test_cli_messages_name_the_flags(tmp_path, capsys):
     objects = tmp_path / "objects.npy"
     np.save(objects, np.array([{}]), allow_pickle=True)
     for argv, wanted, unwanted in [
-        (["simulate", "--noise", "0.1"], "give --step-size", "give step_size"),
+        (["simulate", "--noise", "0.1"], "give step_size with --step-size H", "give --step_size"),
         (
             ["sweep", "--beta", "1", "--noise", "0.1", "--out", str(tmp_path / "s")],
-            "--step-size",
-            "step_size",
+            "with --step-size H",
+            "give --step_size",
         ),
         (["simulate", "--init", str(text)], "--init", "allow_pickle"),
         (["simulate", "--init", str(objects)], "--init", "allow_pickle"),
