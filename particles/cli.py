@@ -394,10 +394,11 @@ def _run_sweep(args):
         _check_pairs("--n", n)
     noise = None if args.noise is None else _grid("--noise", args.noise)
     _check_noise(np.any(np.asarray(noise or 0.0) != 0), args.step_size)
+    dtype = np.float64 if args.x64 else np.float32
     if args.init != "uniform":  # a file or equiangular start, checked for every n and d with the flags' names
         for n in n_values:
             for d in d_values:
-                particles.init.from_spec(args.init, 0, n, d, dtype=np.float64, name="--init")
+                particles.init.from_spec(args.init, 0, n, d, dtype=dtype, name="--init")
     params = {k: _grid(f"--{k}", v) for k, v in (("tau", args.tau), ("alpha", args.alpha)) if v is not None}
     ds = particles.sweep(
         args.out,
