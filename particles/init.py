@@ -147,8 +147,11 @@ def _load_tokens(path, n, d, dtype, name):
             raise ValueError("not a NumPy .npy file")
         x0 = np.load(path, allow_pickle=False)
     except (OSError, ValueError, EOFError) as e:
-        reason = "it holds Python objects" if "allow_pickle" in str(e) else "not a NumPy .npy file"
-        if is_npy and "allow_pickle" not in str(e):
+        if not is_npy:
+            reason = "not a NumPy .npy file"
+        elif "allow_pickle" in str(e):
+            reason = "it holds Python objects"
+        else:
             reason = "truncated or corrupt"
         raise ValueError(
             f"{name} {path!r}: cannot read an (n, d) array: {reason} (write one with numpy.save)"

@@ -137,6 +137,9 @@ def test_cli_messages_name_the_flags(tmp_path, capsys):
     text.write_text("0.1 0.2\n0.3 0.4\n")
     objects = tmp_path / "objects.npy"
     np.save(objects, np.array([{}]), allow_pickle=True)
+    truncated = tmp_path / "truncated.npy"
+    np.save(truncated, np.ones((40, 4)))
+    truncated.write_bytes(truncated.read_bytes()[:200])
     for argv, wanted, unwanted in [
         (["simulate", "--noise", "0.1"], "give step_size with --step-size H", "give --step_size"),
         (
@@ -146,6 +149,7 @@ def test_cli_messages_name_the_flags(tmp_path, capsys):
         ),
         (["simulate", "--init", str(text)], "--init", "allow_pickle"),
         (["simulate", "--init", str(objects)], "--init", "allow_pickle"),
+        (["simulate", "--init", str(truncated)], "truncated or corrupt", "Traceback"),
     ]:
         assert main(argv) == 2
         err = capsys.readouterr().err
