@@ -62,6 +62,7 @@ from .schemes import AbstractScheme as AbstractScheme
 from .schemes import AbstractSpeedScheme as AbstractSpeedScheme
 from .schemes import get_scheme as get_scheme
 from .weights import random_mlp as random_mlp
+from .weights import random_norm as random_norm
 from .weights import random_transformer as random_transformer
 from .weights import random_weights as random_weights
 

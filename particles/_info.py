@@ -6,7 +6,7 @@ import math
 import os
 
 from ._sweep import MANIFEST, chunk_path, units_of
-from ._trajectory import TMP_PREFIX, is_trajectory_file
+from ._trajectory import TMP_PREFIX, is_trajectory_file, not_a_trajectory
 
 
 def is_sweep_store(path) -> bool:
@@ -21,8 +21,9 @@ def result_kind(path) -> str:
         return "sweep"
     if is_trajectory_file(path):
         return "trajectory"
-    if not os.path.exists(path):
-        raise ValueError(f"path={path!r} does not exist")
+    reason = not_a_trajectory(path)
+    if "truncated" in reason or "does not exist" in reason:
+        raise ValueError(reason)
     raise ValueError(
         f"path={path!r} is neither a sweep store (a folder with {MANIFEST}) "
         "nor a trajectory file written by Trajectory.save"
@@ -118,6 +119,26 @@ def _trajectory_info(path) -> str:
         batch = tuple(json.loads(attrs["batch_shape"]))
     except (OSError, ValueError, KeyError) as e:
         raise ValueError(f"path={path!r}: cannot read it as a trajectory file ({e!r})") from None
+    rows = _trajectory_rows(cfg, stats, batch, sizes["token"], sizes["dim"], ts, dtype, status)
+    rows.append(("size", _size(os.path.getsize(path))))
+    return _lines(f"trajectory {path} (particles {attrs.get('particles_version', '?')})", rows)
+
+
+def trajectory_summary(traj) -> str:
+    """The lines of ``particles info`` for a :class:`~particles.Trajectory` in memory
+    (its ``repr``)."""
+    import numpy as np
+
+    n, d = traj.theta.shape[-2:]
+    rows = _trajectory_rows(
+        traj.config, traj.stats, traj.batch_shape, n, d, np.asarray(traj.ts), traj.theta.dtype, traj.status
+    )
+    return _lines("Trajectory", rows)
+
+
+def _trajectory_rows(cfg, stats, batch, n, d, ts, dtype, status) -> list:
+    import numpy as np
+
     scheme = cfg.get("scheme", "?")
     params = cfg.get("scheme_params") or {}
     if params:
@@ -126,9 +147,9 @@ def _trajectory_info(path) -> str:
     size = int(np.prod(batch))
     failed = int(np.sum(status != 0))
     counts = {name: int(np.sum(status == code)) for code, name in ((1, "non-finite"), (2, "max_steps"))}
-    rows = [
+    return [
         ("scheme", f"{scheme}, beta {_values([float(b) for b in beta])}"),
-        ("tokens", f"n={sizes['token']}, d={sizes['dim']}"),
+        ("tokens", f"n={n}, d={d}"),
         ("batch", f"{batch}: {size} samples" if batch else "none (one trajectory)"),
         ("saves", f"{len(ts)}, t = {ts[0]:g} .. {ts[-1]:g}" if len(ts) else "0"),
         ("dtype", str(dtype)),
@@ -145,6 +166,4 @@ def _trajectory_info(path) -> str:
             + ", ".join(f"{v} {k}" for k, v in counts.items() if v)
             + ")",
         ),
-        ("size", _size(os.path.getsize(path))),
     ]
-    return _lines(f"trajectory {path} (particles {attrs.get('particles_version', '?')})", rows)

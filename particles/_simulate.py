@@ -1,12 +1,15 @@
 """The entry point: check the arguments into a :class:`~particles.Problem` and a
 :class:`~particles.SolveConfig`, :func:`~particles.integrate`, return a Trajectory."""
 
+import inspect
+
 import diffrax
 
 from ._config import DEFAULTS, SolveConfig
 from ._integrate import integrate
 from ._problem import make_problem, precision
 from ._trajectory import Trajectory
+from .schemes import check_keywords
 
 
 def simulate(
@@ -120,6 +123,7 @@ def simulate(
     tokens more, but the flow still collapses (E_β is maximal at consensus for all β ≠ 0).
     """
 
+    check_keywords("simulate", _KEYWORDS, scheme_params)
     problem = make_problem(
         x0, scheme, beta=beta, t0=t0, t1=t1, attention=attention, Q=Q, K=K, V=V, causal=causal,
         heads=heads, block_size=block_size, dtype=dtype, layers=layers, norm=norm, gamma=gamma,
@@ -134,3 +138,6 @@ def simulate(
     )  # fmt: skip
     with precision(problem.dtype):
         return Trajectory.from_raw(integrate(problem, config), problem, config)
+
+
+_KEYWORDS = tuple(inspect.signature(simulate).parameters)[2:-1]  # simulate's own keywords

@@ -23,7 +23,7 @@ def _tokens(lift, r, chart):
     return theta, jnp.moveaxis(r, 0, -2)
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, repr=False)
 class Trajectory:
     """Tokens saved at times ``ts``: directions ``theta`` (..., T, n, d) on the sphere
     and radii ``r`` (..., T, n); ``x = r θ``. ``stats`` holds the solver's step counts
@@ -57,6 +57,12 @@ class Trajectory:
         stop = settings.pop("stop_at_collapse")
         record = {**described, **settings, "dtype": dtype, "stop_at_collapse": stop}
         return cls(ts=raw.ts, theta=theta, r=r, stats=raw.stats, config=record, status=raw.status)
+
+    def __repr__(self) -> str:
+        """A summary, as ``particles info`` prints for a saved file (not the arrays)."""
+        from ._info import trajectory_summary
+
+        return trajectory_summary(self)
 
     @property
     def x(self) -> Float[Array, "*batch T n d"]:
@@ -120,6 +126,21 @@ class Trajectory:
 TMP_PREFIX = ".tmp-"
 
 
+def _umask() -> int:
+    """The process umask, read without changing it where /proc allows (os.umask sets it
+    too, so the fallback restores it at once)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_path(path, suffix=""):
     """Yield a temporary path in the folder of ``path``; on success rename it onto
@@ -134,6 +155,7 @@ def atomic_path(path, suffix=""):
     os.close(fd)
     try:
         yield tmp
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600: follow the umask as open() would
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -151,12 +173,13 @@ def load(path) -> Trajectory:
     import xarray as xr
 
     path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise ValueError(f"path={path!r} does not exist")
     if not is_trajectory_file(path):
-        raise ValueError(f"path={path!r} is not a trajectory file written by Trajectory.save")
-    with xr.open_dataset(path, engine="h5netcdf") as ds:
-        ds = ds.load()
+        raise ValueError(not_a_trajectory(path))
+    try:
+        with xr.open_dataset(path, engine="h5netcdf") as ds:
+            ds = ds.load()
+    except (OSError, ValueError, KeyError) as e:
+        raise ValueError(f"path={path!r} is truncated or corrupt ({e}); write it again") from None
     batch = tuple(json.loads(ds.attrs["batch_shape"]))
     n, d = ds.sizes["token"], ds.sizes["dim"]
     T = ds.sizes["time"]
@@ -180,3 +203,34 @@ def is_trajectory_file(path) -> bool:
             return {"particles_version", "batch_shape", "config"} <= set(f.attrs) and "theta" in f
     except (OSError, TypeError, ValueError):
         return False
+
+
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+
+
+def not_a_trajectory(path) -> str:
+    """Why ``path`` cannot be read as a trajectory file, in one line: missing, a sweep
+    store or another folder, a truncated or corrupt HDF5 file, or another file."""
+    import h5py
+
+    from ._sweep import MANIFEST
+
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        if os.path.isfile(os.path.join(path, MANIFEST)):
+            return (
+                f"path={path!r} is a sweep store (a folder written by particles sweep), not a trajectory "
+                "file: read it with particles.open_sweep, describe it with particles info; animations "
+                "take a file written by simulate --out or Trajectory.save"
+            )
+        return f"path={path!r} is a folder, not a trajectory file written by Trajectory.save"
+    if not os.path.isfile(path):
+        return f"path={path!r} does not exist"
+    try:
+        with h5py.File(path, "r"):
+            pass
+    except (OSError, TypeError, ValueError):
+        with open(path, "rb") as f:
+            if f.read(len(HDF5_SIGNATURE)) == HDF5_SIGNATURE:
+                return f"path={path!r} is truncated or corrupt (an HDF5 file that cannot be read); write it again"
+    return f"path={path!r} is not a trajectory file written by Trajectory.save"

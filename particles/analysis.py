@@ -182,18 +182,28 @@ class CollapseFit(NamedTuple):
     """Fits of 1 − ρ over the tail: C e^{−rate t} and C t^{−exponent}, with the R² of
     each in log space. ``exponential`` is True where the exponential fit explains the
     tail better (usable under jit); ``best`` names the winner ("exponential" or
-    "power"; a numpy array of names for a batch)."""
+    "power"; a numpy array of names for a batch), or says "too few points" where fewer
+    than 3 saves lie above the floor (rate, exponent and both R² are then NaN).
+    ``points`` is the number of saves fitted and ``t_start``, ``t_end`` the first and
+    last of them (NaN where none)."""
 
     rate: Float[Array, "*b"]
     exponent: Float[Array, "*b"]
     r2_exponential: Float[Array, "*b"]
     r2_power: Float[Array, "*b"]
     exponential: Bool[Array, "*b"]
+    points: Int[Array, "*b"]
+    t_start: Float[Array, "*b"]
+    t_end: Float[Array, "*b"]
 
     @property
     def best(self):
         names = np.where(np.asarray(self.exponential), "exponential", "power")
+        names = np.where(np.asarray(self.points) < MIN_FIT_POINTS, "too few points", names)
         return str(names) if names.ndim == 0 else names
+
+
+MIN_FIT_POINTS = 3
 
 
 def _weighted_line(x, y, w):
@@ -217,10 +227,14 @@ def fit_collapse_rate(
         log(1 − ρ) ≈ log C − rate · t          (exponential; post: rate 2)
         log(1 − ρ) ≈ log C − exponent · log t  (power law; pre/peri: exponent 2)
 
-    Points with 1 − ρ ≤ ``floor`` (default 100 × the dtype's epsilon: round-off), NaN
-    points and, for the power law, t ≤ 0 are left out. The late-time rates are those of
-    Karagodin et al., arXiv 2510.22026 (MODEL.md §3). R² is that of each line in log
-    space; the better one is ``best``.
+    Only saves above the floor are fitted: points with 1 − ρ ≤ ``floor`` (default 100 ×
+    the dtype's epsilon, where 1 − ρ is round-off: a float32 post run to t = 60 is
+    there from t ≈ 5 on) and NaN points are left out, and the tail is the last ``tail``
+    fraction of the saves that remain (at least 2); for the power law t ≤ 0 is left out
+    too. ``points``, ``t_start`` and ``t_end`` say which saves were fitted; with fewer
+    than 3 the fit reports ``best == "too few points"`` and NaN, never R² = 1. The
+    late-time rates are those of Karagodin et al., arXiv 2510.22026 (MODEL.md §3). R²
+    is that of each line in log space; the better one is ``best``.
     """
     if not 0 < tail <= 1:
         raise ValueError(f"tail={tail!r} must be a fraction in (0, 1] of the saves to fit")
@@ -229,18 +243,28 @@ def fit_collapse_rate(
     if ts.ndim != 1 or rho.shape[-1:] != ts.shape:
         raise ValueError(f"rho of shape {rho.shape} must end with the length of ts {ts.shape}")
     T = ts.shape[0]
-    start = T - max(int(round(tail * T)), 2)
-    if start < 0:
+    if T < 2:
         raise ValueError(f"need at least 2 saves to fit, got {T}")
     floor = 100 * jnp.finfo(rho.dtype).eps if floor is None else floor
     gap = 1 - rho
-    keep = (jnp.arange(T) >= start) & (gap > floor) & jnp.isfinite(gap)
+    valid = (gap > floor) & jnp.isfinite(gap)
+    count = jnp.sum(valid, -1, keepdims=True)  # the tail: the last fraction of the valid saves
+    size = jnp.maximum(jnp.round(tail * count.astype(rho.dtype)).astype(count.dtype), 2)
+    keep = valid & (jnp.cumsum(valid, -1, dtype=count.dtype) > count - size)
     log_gap = jnp.log(jnp.where(keep, gap, 1))
     w = keep.astype(rho.dtype)
     slope_e, r2_e = _weighted_line(ts, log_gap, w)
     w_p = jnp.where(ts > 0, w, 0)
     slope_p, r2_p = _weighted_line(jnp.log(jnp.where(ts > 0, ts, 1)), log_gap, w_p)
-    return CollapseFit(-slope_e, -slope_p, r2_e, r2_p, r2_e >= r2_p)
+    points = jnp.sum(keep, -1)
+    few = points < MIN_FIT_POINTS
+    nan = lambda v: jnp.where(few, jnp.nan, v)  # noqa: E731
+    t_start = jnp.min(jnp.where(keep, ts, jnp.inf), -1)
+    t_end = jnp.max(jnp.where(keep, ts, -jnp.inf), -1)
+    return CollapseFit(
+        nan(-slope_e), nan(-slope_p), nan(r2_e), nan(r2_p), ~few & (r2_e >= r2_p), points,
+        jnp.where(points > 0, t_start, jnp.nan), jnp.where(points > 0, t_end, jnp.nan),
+    )  # fmt: skip
 
 
 # -- the observables as functions of the Gram matrix G = ΘΘᵀ (MODEL.md §8) --

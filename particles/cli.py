@@ -14,6 +14,7 @@ import numpy as np
 from ._config import DEFAULTS, NUM_SAVES
 from ._problem import precision
 from ._status import STATUS_LEGEND
+from .analysis import OBSERVABLES
 from .schemes import SCHEMES
 
 INIT_HELP = "uniform | gaussian | equiangular:RHO | FILE.npy (an (n, d) array)"
@@ -40,13 +41,49 @@ def _transformer_options(p, sweep=False):
 
 def _solver_options(p):
     """The SolveConfig flags of simulate and sweep, with its defaults."""
-    p.add_argument("--rtol", type=float, default=DEFAULTS.rtol)
-    p.add_argument("--atol", type=float, default=DEFAULTS.atol)
-    p.add_argument("--max-steps", type=int, default=DEFAULTS.max_steps)
+    p.add_argument(
+        "--rtol",
+        type=float,
+        default=DEFAULTS.rtol,
+        help=f"relative tolerance of the adaptive steps (default {DEFAULTS.rtol:g})",
+    )
+    p.add_argument(
+        "--atol",
+        type=float,
+        default=DEFAULTS.atol,
+        help=f"absolute tolerance of the adaptive steps (default {DEFAULTS.atol:g})",
+    )
+    p.add_argument(
+        "--max-steps",
+        type=int,
+        default=DEFAULTS.max_steps,
+        help=f"step budget of one solve (default {DEFAULTS.max_steps})",
+    )
     p.add_argument(
         "--save-every", type=float, default=None, help=f"save interval (default: {NUM_SAVES} saves)"
     )
     p.add_argument("--x64", action="store_true", help="float64 (default float32)")
+
+
+def _time_options(p, t1):
+    """--t0 and --t1: the depth interval (t1 None: from --layers)."""
+    p.add_argument("--t0", type=float, default=0.0, help="start time (depth) of the solve (default 0)")
+    default = "t0 + layers" if t1 is None else f"{t1:g}"
+    p.add_argument("--t1", type=float, default=t1, help=f"end time (depth) of the solve (default {default})")
+
+
+PAIRS = "every observable is about pairs of tokens"
+
+
+def _check_pairs(flag, n):
+    """Refuse fewer than 2 tokens on the command line, as the sweep does, with one message."""
+    if n < 2:
+        raise ValueError(f"{flag}={n} must be at least 2: {PAIRS}")
+
+
+def _check_noise(noise, step_size):
+    if noise and step_size is None:
+        raise ValueError("--noise > 0 needs constant steps: give step_size with --step-size H")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -60,9 +97,8 @@ def _simulate_parser(sub):
     p.add_argument("--n", type=int, default=None, help="number of tokens (default 32)")
     p.add_argument("--d", type=int, default=None, help="dimension (default 64)")
     p.add_argument("--beta", type=float, default=4.0, help="inverse temperature")
-    p.add_argument("--t0", type=float, default=0.0)
-    p.add_argument("--t1", type=float, default=20.0)
-    p.add_argument("--seed", type=int, default=0)
+    _time_options(p, 20.0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the initial tokens (and of the noise)")
     p.add_argument("--init", default="uniform", help=INIT_HELP)
     p.add_argument("--attention", default="softmax", help="softmax | usa")
     p.add_argument("--causal", action="store_true", help="causal mask (token i attends to j <= i)")
@@ -88,7 +124,12 @@ def _run_simulate(args):
     n, d = args.n, args.d
     if not args.init.endswith(".npy"):
         n, d = 32 if n is None else n, 64 if d is None else d
+    if n is not None:
+        _check_pairs("--n", n)
+    _check_noise(args.noise, args.step_size)
     x0 = particles.init.from_spec(args.init, args.seed, n, d, dtype=dtype, name="--init")
+    if x0.shape[-2] < 2:
+        raise ValueError(f"--init {args.init!r} holds {x0.shape[-2]} token; {PAIRS}: give at least 2")
     ts = None
     if args.save_every is not None:
         ts = particles.save_times(args.t0, args.t1, save_every=args.save_every)
@@ -138,8 +179,7 @@ def _sensitivity_common(p, n, d, t1):
     p.add_argument(
         "--beta", default="1", help="inverse temperature: one value, a list a,b,c or START:STOP:COUNT"
     )
-    p.add_argument("--t0", type=float, default=0.0)
-    p.add_argument("--t1", type=float, default=t1)
+    _time_options(p, t1)
     p.add_argument("--seed", type=int, default=0, help="seed of the initial tokens")
     p.add_argument("--init", default="uniform", help=INIT_HELP)
     p.add_argument("--attention", default="softmax", help="softmax | usa")
@@ -312,11 +352,14 @@ def _sweep_parser(sub):
     p.add_argument("--seeds", type=int, default=16, help="number of random starts (seeds 0..SEEDS-1)")
     p.add_argument("--tau", default=None, help="mix: switch time(s)")
     p.add_argument("--alpha", default=None, help="ngpt: step scale(s)")
-    p.add_argument("--t0", type=float, default=0.0)
-    p.add_argument("--t1", type=float, default=20.0)
+    _time_options(p, 20.0)
     _solver_options(p)
     _transformer_options(p, sweep=True)
-    p.add_argument("--observables", default="mean_cosine", help="comma-separated names")
+    p.add_argument(
+        "--observables",
+        default="mean_cosine",
+        help=f"comma-separated names from: {', '.join(OBSERVABLES)} (default mean_cosine)",
+    )
     p.add_argument("--delta", type=float, default=1e-3, help="collapse threshold: cosine >= 1 - delta")
     p.add_argument("--stop-at-collapse", action="store_true", help="end each solve once all seeds collapsed")
     p.add_argument(
@@ -344,6 +387,18 @@ def _run_sweep(args):
     import particles
 
     schemes = _grid("--schemes", args.schemes, str)
+    n_values, d_values = (
+        np.atleast_1d(_grid(flag, text, int)).tolist() for flag, text in (("--n", args.n), ("--d", args.d))
+    )
+    for n in n_values:
+        _check_pairs("--n", n)
+    noise = None if args.noise is None else _grid("--noise", args.noise)
+    _check_noise(np.any(np.asarray(noise or 0.0) != 0), args.step_size)
+    dtype = np.float64 if args.x64 else np.float32
+    if args.init != "uniform":  # a file or equiangular start, checked for every n and d with the flags' names
+        for n in n_values:
+            for d in d_values:
+                particles.init.from_spec(args.init, 0, n, d, dtype=dtype, name="--init")
     params = {k: _grid(f"--{k}", v) for k, v in (("tau", args.tau), ("alpha", args.alpha)) if v is not None}
     ds = particles.sweep(
         args.out,
@@ -375,7 +430,7 @@ def _run_sweep(args):
         weights=args.weights,
         heads=args.heads,
         weight_seed=args.weight_seed,
-        noise=None if args.noise is None else _grid("--noise", args.noise),
+        noise=noise,
         step_size=args.step_size,
         **params,
     )
@@ -401,13 +456,28 @@ def _figure_parser(sub):
         "--full", dest="size", action="store_const", const="full", help="published resolution (GPU)"
     )
     size.add_argument("--tiny", dest="size", action="store_const", const="tiny", help="seconds; a smoke test")
-    p.add_argument("--out-dir", default="figures", help="folder for NAME.png and NAME.nc (default figures/)")
+    p.add_argument(
+        "--out-dir", default=None,
+        help="folder for NAME.png and NAME.nc (default figures/; --tiny: a new scratch folder in the system's "
+        "temporary folder, never the published figures/)",
+    )  # fmt: skip
     p.set_defaults(run=_run_figure, size="quick")
 
 
 def _run_figure(args):
-    from .figures import run
+    import tempfile
 
+    from .figures import is_published, run
+
+    if args.out_dir is None:
+        args.out_dir = (
+            tempfile.mkdtemp(prefix=f"particles-{args.name}-tiny-") if args.size == "tiny" else "figures"
+        )
+    elif args.size == "tiny" and is_published(args.out_dir):
+        raise ValueError(
+            f"--out-dir {args.out_dir!r} holds the published figures: --tiny would overwrite them; "
+            "leave out --out-dir (a scratch folder) or choose another"
+        )
     start = time.perf_counter()
     for path in run(args.name, args.out_dir, args.size):
         print(f"wrote {path}")
@@ -416,7 +486,7 @@ def _run_figure(args):
 
 def _animate_parser(sub):
     p = sub.add_parser("animate", help="animate a trajectory file (simulate --out) as a GIF or MP4")
-    p.add_argument("path", help="a trajectory file written by simulate --out")
+    p.add_argument("path", help="a trajectory file written by simulate --out (not a sweep store)")
     p.add_argument("--out", default=None, help="NAME.gif, or NAME.mp4 with ffmpeg (default: PATH as .gif)")
     p.add_argument("--fps", type=float, default=10, help="frames (saves) per second (default 10)")
     p.add_argument("--sample", type=int, default=0, help="which trajectory of a batched run (default 0)")
@@ -489,7 +559,12 @@ def main(argv=None) -> int:
         print(f"particles {args.command}: failed: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print(f"particles {args.command}: interrupted", file=sys.stderr)
+        resume = (
+            "; the finished chunks are kept: rerun the same command to resume"
+            if args.command == "sweep"
+            else ""
+        )
+        print(f"particles {args.command}: interrupted{resume}", file=sys.stderr)
         return 130
     return 0
 

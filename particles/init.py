@@ -140,10 +140,28 @@ def from_spec(spec: str, key, n, d, dtype=None, name: str = "init") -> Float[Arr
 
 
 def _load_tokens(path, n, d, dtype, name):
-    x0 = np.load(path)
+    with open(path, "rb") as f:
+        is_npy = f.read(6) == b"\x93NUMPY"
+    try:
+        if not is_npy:
+            raise ValueError("not a NumPy .npy file")
+        x0 = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as e:
+        if not is_npy:
+            reason = "not a NumPy .npy file"
+        elif "allow_pickle" in str(e):
+            reason = "it holds Python objects"
+        else:
+            reason = "truncated or corrupt"
+        raise ValueError(
+            f"{name} {path!r}: cannot read an (n, d) array: {reason} (write one with numpy.save)"
+        ) from None
+    if not isinstance(x0, np.ndarray) or not np.issubdtype(x0.dtype, np.number):
+        raise ValueError(f"{name} {path!r}: expected a numeric (n, d) array written with numpy.save")
     if x0.ndim != 2:
         raise ValueError(f"{name} {path!r}: expected an (n, d) array, got shape {x0.shape}")
     for what, value, actual in (("n", n, x0.shape[0]), ("d", d, x0.shape[1])):
         if value is not None and value != actual:
-            raise ValueError(f"{what}={value} disagrees with {name} {path!r}, which has {what}={actual}")
+            given = f"--{what} {value}" if name.startswith("--") else f"{what}={value}"
+            raise ValueError(f"{given} disagrees with {name} {path!r}, which has {what}={actual}")
     return jnp.asarray(x0, dtype)

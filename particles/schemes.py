@@ -23,6 +23,8 @@ by overriding ``sublayer`` (or ``layer``); a speed scheme has no default.
 """
 
 import abc
+import dataclasses
+import difflib
 from collections.abc import Callable
 from typing import ClassVar
 
@@ -356,9 +358,27 @@ def get_scheme(scheme: "str | AbstractScheme", **params) -> AbstractScheme:
         raise ValueError(f"scheme={scheme!r} must be a scheme name or an AbstractScheme instance")
     check_choice("scheme", scheme, tuple(SCHEMES))
     cls = SCHEMES[scheme]
-    allowed = tuple(cls.__dataclass_fields__)
+    allowed = scheme_parameters(cls)
     for key in params:
         if key not in allowed:
             extra = f"; allowed: {', '.join(allowed)}" if allowed else "; it takes none"
             raise ValueError(f"scheme {scheme!r} has no parameter {key!r}{extra}")
     return cls(**{k: check_float(k, v) for k, v in params.items()})
+
+
+def scheme_parameters(cls: type[AbstractScheme]) -> tuple[str, ...]:
+    """The parameters a scheme class takes (``tau`` of mix, ``alpha`` of ngpt): its
+    dataclass fields, not its class attributes."""
+    return tuple(f.name for f in dataclasses.fields(cls))
+
+
+def check_keywords(func: str, keywords, params) -> None:
+    """Refuse, in one line naming the closest valid keyword, a keyword of ``func`` that
+    is neither one of its own ``keywords`` nor a parameter of some built-in scheme (those
+    are checked against the scheme by :func:`get_scheme`)."""
+    known = sorted({p for cls in SCHEMES.values() for p in scheme_parameters(cls)})
+    for key in params:
+        if key not in known:
+            close = difflib.get_close_matches(key, [*keywords, *known], n=1)
+            hint = f"did you mean {close[0]!r}?" if close else f"scheme parameters: {', '.join(known)}"
+            raise ValueError(f"{func}() got an unknown keyword {key!r}; {hint}")

@@ -7,7 +7,8 @@ Ensembles:
 - ``"goe"``: the Gaussian orthogonal ensemble, (G + Gᵀ)/√(2d) with G i.i.d. N(0, 1),
   spectrum on [−2, 2] as d → ∞.
 
-MLP weights (:func:`random_mlp`) are Kaiming: W1 ~ N(0, 1/d), W2 ~ N(0, 1/m).
+MLP weights (:func:`random_mlp`) are Kaiming: W1 ~ N(0, 1/d), W2 ~ N(0, 1/m); norm
+gains and biases (:func:`random_norm`) γ = 1 + scale·N(0, 1), b = scale·N(0, 1).
 """
 
 import math
@@ -89,3 +90,22 @@ def random_transformer(
     if mlp_width is not None:
         out["mlp"] = random_mlp(k_mlp, d, mlp_width, layers=layers, dtype=dtype)
     return out
+
+
+def random_norm(key, d: int, *, layers: int | None = None, scale: float = 0.1, dtype=None) -> dict:
+    """Random gains and biases of a LayerNorm or RMSNorm, as keyword arguments of
+    :func:`particles.simulate`: ``gamma`` = 1 + scale·N(0, 1) and ``bias`` = scale·N(0, 1),
+    i.i.d. per entry, of shape (layers, d) (one per layer) or (d,) with ``layers=None``
+    (shared by every layer). ``scale=0.1`` is the draw of the README's layers figure
+    (``particles figure layers_vs_ode``). ``key`` is a ``jax.random`` key or an integer
+    seed; draw it apart from the attention and MLP weights' key."""
+    check_int("d", d, minimum=1)
+    if layers is not None:
+        check_int("layers", layers, minimum=1)
+    scale = check_float("scale", scale, nonnegative=True)
+    dtype = dtype or default_dtype()
+    shape = (d,) if layers is None else (layers, d)
+    kg, kb = jax.random.split(as_key(key))
+    gamma = 1 + scale * jax.random.normal(kg, shape, dtype)
+    bias = scale * jax.random.normal(kb, shape, dtype)
+    return {"gamma": gamma, "bias": bias}

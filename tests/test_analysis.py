@@ -177,6 +177,26 @@ def test_fit_recovers_synthetic_rate_and_exponent():
         A.fit_collapse_rate(ts, rho, tail=0.0)
 
 
+def test_fit_uses_only_saves_above_the_dtype_floor():
+    """A float32 post run to t = 60: 1 − ρ reaches the rounding floor by t ≈ 8, so the
+    last half of the saves is round-off. The fit takes the last half of the saves above
+    the floor (rate 2, not NaN), says which, and with too few such saves says so instead
+    of NaN with R² = 1."""
+    ts = np.linspace(0.0, 60.0, 121)
+    rho = jnp.asarray(1 - np.exp(-2 * ts), jnp.float32)  # exactly 1 from t ≈ 8.3 on
+    fit = A.fit_collapse_rate(ts, rho)
+    assert fit.best == "exponential" and float(fit.rate) == pytest.approx(2.0, rel=1e-3)
+    assert 3 <= int(fit.points) < 20 and float(fit.t_end) < 8 and float(fit.t_start) > 2
+    late = A.fit_collapse_rate(ts[60:], rho[60:])  # nothing above the floor
+    assert late.best == "too few points" and int(late.points) == 0
+    assert np.isnan([late.rate, late.exponent, late.r2_exponential, late.r2_power]).all()
+    batch = A.fit_collapse_rate(ts, jnp.stack([rho, jnp.ones_like(rho)]))
+    assert list(batch.best) == ["exponential", "too few points"] and list(batch.points) == [
+        int(fit.points),
+        0,
+    ]
+
+
 def test_fit_classifies_reduced_model_tails():
     """post collapses like e^{-2t}, pre like t^{-2} (MODEL.md §3)."""
     n, beta = 8, 1.0

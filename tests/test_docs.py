@@ -1,11 +1,14 @@
-"""The documentation site builds with ``mkdocs build --strict`` and its API reference
-lists every public name of ``particles/__init__.py``.
+"""The documentation site builds with ``mkdocs build --strict``, its API reference
+lists every public name of ``particles/__init__.py``, and every Python code block of
+every page runs (as a reader would run it: a fresh interpreter, float32, the blocks of a
+page in order in one namespace, in an empty folder).
 
 The default build skips the example figures (``PARTICLES_DOCS_FIGURES=0``, a few
 seconds); the build that draws them at ``--tiny`` (half a minute) is marked slow.
 """
 
 import ast
+import json
 import os
 import pathlib
 import re
@@ -14,11 +17,100 @@ import sys
 
 import pytest
 
-pytest.importorskip("mkdocs", reason="mkdocs is not installed (pip install -e '.[docs]')")
-pytest.importorskip("mkdocstrings", reason="mkdocstrings is not installed (pip install -e '.[docs]')")
-pytest.importorskip("material", reason="mkdocs-material is not installed (pip install -e '.[docs]')")
-
 ROOT = pathlib.Path(__file__).resolve().parents[1]
+PAGES = sorted((ROOT / "docs").rglob("*.md")) + [ROOT / "README.md"]
+# A block that cannot run here is preceded by this comment (invisible on the site), with the reason.
+NOT_RUN = re.compile(r"^<!--\s*not run:\s*(\S.*?)\s*-->$")
+
+
+def python_blocks(page) -> list[tuple[int, str, str | None]]:
+    """(line number, code, reason it is not run or None) of every ```python block of ``page``."""
+    lines = page.read_text().splitlines()
+    blocks, k = [], 0
+    while k < len(lines):
+        if lines[k].strip() in ("```python", "```py"):
+            start = k
+            k += 1
+            while lines[k].strip() != "```":
+                k += 1
+            before = next((lines[j].strip() for j in range(start - 1, -1, -1) if lines[j].strip()), "")
+            skip = NOT_RUN.match(before)
+            blocks.append((start + 1, "\n".join(lines[start + 1 : k]), skip.group(1) if skip else None))
+        k += 1
+    return blocks
+
+
+RUNNER = """
+import json, os, sys, tempfile, traceback
+import matplotlib
+matplotlib.use("Agg")
+results, base = {}, os.getcwd()
+for page, blocks in json.loads(sys.stdin.read()).items():
+    os.chdir(tempfile.mkdtemp(dir=base))
+    namespace = {"__name__": "__main__"}
+    for line, code in blocks:
+        try:
+            exec(compile(code, f"{page}:{line}", "exec"), namespace)
+        except BaseException as e:
+            results[page] = f"block at line {line}: " + "".join(traceback.format_exception_only(e)).strip()
+            break
+print(json.dumps(results))
+"""
+
+
+# Pages whose blocks compile many programs (about 30-45 s each on the shared 2-core CPU):
+# run by the slow test; every other page's blocks run by default.
+SLOW_PAGES = ("docs/simulate.md", "docs/sweeps.md", "docs/sensitivity.md")
+
+
+def run_pages(tmp_path, slow: bool):
+    """Run the blocks of the pages (all but SLOW_PAGES, or those) in one fresh interpreter."""
+    pages = {}
+    for page in PAGES:
+        name = page.relative_to(ROOT).as_posix()
+        blocks = [(line, code) for line, code, skip in python_blocks(page) if skip is None]
+        if blocks and (name in SLOW_PAGES) == slow:
+            pages[name] = blocks
+    assert len(pages) >= 3, sorted(pages)
+    proc = subprocess.run(
+        [sys.executable, "-c", RUNNER],
+        input=json.dumps(pages),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    failures = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert not failures, "\n".join(f"{page}: {error}" for page, error in failures.items())
+
+
+def test_every_python_block_on_every_page_runs(tmp_path):
+    """Every ```python block of docs/ and the README runs (those of SLOW_PAGES in the slow
+    test below); a block that cannot (a Dask scheduler address) says why in a
+    ``<!-- not run: REASON -->`` line above it."""
+    run_pages(tmp_path, slow=False)
+
+
+@pytest.mark.slow
+def test_every_python_block_on_the_slow_pages_runs(tmp_path):
+    run_pages(tmp_path, slow=True)
+
+
+def test_code_blocks_are_found_and_skips_give_a_reason(tmp_path):
+    page = tmp_path / "page.md"
+    page.write_text("text\n```python\nx = 1\n```\n\n<!-- not run: needs a cluster -->\n```python\ny\n```\n")
+    assert python_blocks(page) == [(2, "x = 1", None), (7, "y", "needs a cluster")]
+    assert set(SLOW_PAGES) <= {p.relative_to(ROOT).as_posix() for p in PAGES if python_blocks(p)}
+    for page in PAGES:  # a marker without a reason is not a marker
+        assert "<!-- not run -->" not in page.read_text() and "<!-- not run: -->" not in page.read_text()
+
+
+def needs_mkdocs():
+    pytest.importorskip("mkdocs", reason="mkdocs is not installed (pip install -e '.[docs]')")
+    pytest.importorskip("mkdocstrings", reason="mkdocstrings is not installed (pip install -e '.[docs]')")
+    pytest.importorskip("material", reason="mkdocs-material is not installed (pip install -e '.[docs]')")
 
 
 def build(site, **env):
@@ -54,6 +146,7 @@ def public_names() -> list[str]:
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
+    needs_mkdocs()
     return build(tmp_path_factory.mktemp("site"), PARTICLES_DOCS_FIGURES="0")
 
 
@@ -88,6 +181,7 @@ def test_api_reference_lists_every_public_name(site):
 
 @pytest.mark.slow
 def test_site_builds_with_example_figures(tmp_path):
+    needs_mkdocs()
     names = ast.literal_eval(
         re.search(
             r"FIGURES = (\([^)]*\))", (ROOT / "particles" / "figures" / "__init__.py").read_text()

@@ -25,15 +25,17 @@ any moment loses at most the chunk being computed. Rerunning the same sweep skip
 the chunks on disk; a store written by a different configuration is refused.
 """
 
+import inspect
 import os
 
 from .._model import KERNELS
 from .._trajectory import write_atomic
 from .._validate import check_choice, check_int
-from ..schemes import SCHEMES, get_scheme
+from ..schemes import SCHEMES, check_keywords, get_scheme, scheme_parameters
 from ._executor import computed_chunks
 from ._grid import FORMAT, sweep_config, units_of
 from ._store import MANIFEST, chunk_path, open_store, open_sweep
+from ._unit import check_units
 
 __all__ = ["FORMAT", "MANIFEST", "chunk_path", "open_sweep", "sweep", "units_of"]
 
@@ -127,6 +129,7 @@ def sweep(
     """
     import tqdm
 
+    check_keywords("sweep", tuple(inspect.signature(sweep).parameters)[1:-1], scheme_params)
     cfg = sweep_config(
         schemes=schemes,
         scheme_params=scheme_params,
@@ -158,13 +161,14 @@ def sweep(
     check_choice("attention", attention, tuple(KERNELS))
     for scheme in cfg["axes"]["scheme"]["values"]:  # parameter values valid for each scheme
         for key in scheme_params:
-            if key in SCHEMES[scheme].__dataclass_fields__:
+            if key in scheme_parameters(SCHEMES[scheme]):
                 for v in cfg["axes"][key]["values"]:
                     get_scheme(scheme, **{key: v})
     if chunk_size is not None:
         chunk_size = check_int("chunk_size", chunk_size, minimum=1)
     out = os.fspath(out)
     units, _ = units_of(cfg)
+    check_units(cfg, units)  # every argument is refused before the store is created
     chunk_size = open_store(out, cfg, chunk_size, len(units))
     chunks = [list(range(i, min(i + chunk_size, len(units)))) for i in range(0, len(units), chunk_size)]
     todo = [k for k in range(len(chunks)) if not os.path.isfile(chunk_path(out, k))]

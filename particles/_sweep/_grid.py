@@ -10,7 +10,7 @@ from .. import analysis, init
 from .._config import SolveConfig, save_times
 from .._problem import check_dtype
 from .._validate import check_choice, check_float, check_int
-from ..schemes import SCHEMES
+from ..schemes import SCHEMES, scheme_parameters
 
 FORMAT = "particles-sweep/3"  # 2: per-seed status variable; 3: betas solved in groups (beta_group)
 
@@ -43,17 +43,25 @@ def _scheme_name(name, value):
     return value
 
 
+def _tokens(name, value):
+    """n: at least 2, as on the command line (every observable is about pairs of tokens)."""
+    n = check_int(name, value)
+    if n < 2:
+        raise ValueError(f"{name}={n} must be at least 2: every observable is about pairs of tokens")
+    return n
+
+
 def sweep_config(**kw):
     """Validate the sweep arguments into a JSON-serialisable configuration."""
     cfg = {"format": FORMAT}
     axes = {}
     axes["scheme"] = _axis("schemes", kw["schemes"], _scheme_name)
     for key, value in sorted(kw["scheme_params"].items()):
-        owners = [s for s in axes["scheme"][0] if key in SCHEMES[s].__dataclass_fields__]
+        owners = [s for s in axes["scheme"][0] if key in scheme_parameters(SCHEMES[s])]
         if not owners:
             raise ValueError(f"scheme parameter {key!r} is used by none of the schemes {axes['scheme'][0]}")
         axes[key] = _axis(key, value, check_float)
-    axes["n"] = _axis("n", kw["n"], lambda k, v: check_int(k, v, minimum=2))
+    axes["n"] = _axis("n", kw["n"], _tokens)
     axes["d"] = _axis("d", kw["d"], lambda k, v: check_int(k, v, minimum=2))
     axes["beta"] = _axis("beta", kw["beta"], check_float)
     if kw.get("layers") is not None:  # discrete depth (absent: the ODE, as in earlier stores)
@@ -160,7 +168,7 @@ def units_of(cfg):
     grid = np.empty([len(v) for v in axes.values()], dtype=np.int64)
     for pos in itertools.product(*(range(len(v)) for v in axes.values())):
         point = {k: axes[k][i] for k, i in zip(axes, pos)}
-        fields = SCHEMES[point["scheme"]].__dataclass_fields__
+        fields = scheme_parameters(SCHEMES[point["scheme"]])
         unit = Unit(
             point["scheme"],
             tuple((p, point[p]) for p in params if p in fields),

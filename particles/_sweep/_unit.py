@@ -197,6 +197,33 @@ def _noise_arguments(noise, seeds) -> dict:
     return {"noise": noise, "key": np.asarray(seeds, dtype=np.int64)}
 
 
+def check_units(cfg, units) -> None:
+    """Build (without solving) the problem of every line of units that differ only in
+    beta, with all its betas and the tokens of the first seed, so that every argument
+    (the initial tokens of ``init`` for each n and d, norm, residual, weights, logit
+    range, ...) is refused with its one-line message before the store is created."""
+    dtype = jnp.dtype(cfg["dtype"])
+    seeds = cfg["axes"]["seed"]["values"]
+    lines = {}
+    for unit in units:
+        lines.setdefault(unit[:4] + unit[5:], []).append(unit[4])
+    config = {k: v for k, v in cfg["solve"].items() if k not in ("attention", "beta_group")}
+    SolveConfig(ts=np.asarray(cfg["ts"]), **config)
+    names = analysis.check_observables(cfg["observables"])
+    with precision(cfg["dtype"]):
+        for (scheme, params, n, d, layers, noise), betas in lines.items():
+            x0 = _initial_tokens(cfg["init"], tuple(seeds), n, d, dtype.name)[:1]
+            make_problem(
+                jnp.tile(x0, (len(betas), 1, 1)), get_scheme(scheme, **dict(params)),
+                beta=np.asarray(betas, np.float64), t0=cfg["t0"], t1=cfg["t1"], dtype=dtype,
+                attention=cfg["solve"]["attention"], layers=layers, **_model_arguments(cfg, d, layers, dtype),
+                **_noise_arguments(noise, seeds[:1] * len(betas)),
+            )  # fmt: skip
+            if "energy" in names:
+                for b in betas:
+                    analysis.check_energy_beta(b)
+
+
 def chunk_dataset(cfg, units, indices):
     """Compute one chunk (a pure function of its arguments: it runs in this process or
     on a Dask worker, and writes nothing)."""

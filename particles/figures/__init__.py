@@ -23,12 +23,30 @@ FIGURES = (
 SIZES = ("tiny", "quick", "full")
 
 
+def is_published(out_dir) -> bool:
+    """Whether ``out_dir`` is the ``figures/`` folder of a checkout of this package (the
+    committed quick-size PNGs and their data), which a ``tiny`` run must never overwrite."""
+    import os
+
+    folder = os.path.realpath(out_dir)
+    checkout = os.path.dirname(folder)
+    return os.path.basename(folder) == "figures" and os.path.isfile(
+        os.path.join(checkout, "particles", "figures", "__init__.py")
+    )
+
+
 def run(name: str, out_dir: str = "figures", size: str = "quick") -> list[str]:
-    """Make figure ``name`` at resolution ``size``; return the paths written."""
+    """Make figure ``name`` at resolution ``size``; return the paths written. A ``tiny``
+    run is refused where it would overwrite the published figures (:func:`is_published`)."""
     from .._validate import check_choice
 
     check_choice("figure", name, FIGURES)
     check_choice("size", size, SIZES)
+    if size == "tiny" and is_published(out_dir):
+        raise ValueError(
+            f"out_dir={out_dir!r} holds the published figures: a tiny (smoke) run would overwrite "
+            "them; choose another folder"
+        )
     try:
         module = importlib.import_module(f"{__name__}.{name}")
     except ModuleNotFoundError as e:
