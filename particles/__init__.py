@@ -6,8 +6,6 @@ entry point; underneath it, :func:`make_problem` (what is simulated),
 are the documented low-level pieces that sweeps and benchmarks use.
 """
 
-__version__ = "0.1.0"
-
 from . import _cache
 from . import analysis as analysis
 from . import animate as animate
@@ -54,6 +52,7 @@ from ._sweep import open_sweep as open_sweep
 from ._sweep import sweep as sweep
 from ._trajectory import Trajectory as Trajectory
 from ._trajectory import load as load
+from ._version import __version__ as __version__
 from .kernels import PRECISION as PRECISION
 from .kernels import auto_block_size as auto_block_size
 from .schemes import SCHEMES as SCHEMES

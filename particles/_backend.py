@@ -9,8 +9,8 @@ import os
 from xarray.backends import BackendEntrypoint
 
 from ._info import is_sweep_store, result_kind
+from ._io import is_trajectory_file
 from ._sweep import open_sweep
-from ._trajectory import is_trajectory_file
 
 
 def _path(filename_or_obj):

@@ -5,8 +5,8 @@ import json
 import math
 import os
 
+from ._io import TMP_PREFIX, is_trajectory_file, not_a_trajectory
 from ._sweep import MANIFEST, chunk_path, units_of
-from ._trajectory import TMP_PREFIX, is_trajectory_file, not_a_trajectory
 
 
 def is_sweep_store(path) -> bool:

@@ -278,7 +278,7 @@ def _run_stability(args):
         row += [f"{float(ds[f'grad_{n}'][l - 1]):>11.4g}" if l else f"{'':>11}" for n in names]
         print(f"{l:>5} " + " ".join(row))
     if args.out is not None:
-        from ._trajectory import write_atomic
+        from ._io import write_atomic
 
         write_atomic(ds, args.out)
         print(f"wrote {args.out}")

@@ -32,7 +32,7 @@ def save_figure(fig, path) -> None:
     """Save a figure atomically (temporary file, then rename)."""
     import os
 
-    from ._trajectory import atomic_path
+    from ._io import atomic_path
 
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with atomic_path(path, ".png") as tmp:

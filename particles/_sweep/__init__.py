@@ -28,8 +28,8 @@ the chunks on disk; a store written by a different configuration is refused.
 import inspect
 import os
 
+from .._io import write_atomic
 from .._model import KERNELS
-from .._trajectory import write_atomic
 from .._validate import check_choice, check_int
 from ..schemes import SCHEMES, check_keywords, get_scheme, scheme_parameters
 from ._executor import computed_chunks

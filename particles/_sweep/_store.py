@@ -7,10 +7,8 @@ import os
 
 import numpy as np
 
-from .._trajectory import TMP_PREFIX, atomic_path
+from .._io import MANIFEST, TMP_PREFIX, atomic_path
 from ._grid import units_of
-
-MANIFEST = "manifest.json"
 
 
 def chunk_path(out, k):

@@ -206,12 +206,12 @@ def check_units(cfg, units) -> None:
     seeds = cfg["axes"]["seed"]["values"]
     lines = {}
     for unit in units:
-        lines.setdefault(unit[:4] + unit[5:], []).append(unit[4])
+        lines.setdefault(unit.without_beta(), []).append(unit.beta)
     config = {k: v for k, v in cfg["solve"].items() if k not in ("attention", "beta_group")}
     SolveConfig(ts=np.asarray(cfg["ts"]), **config)
     names = analysis.check_observables(cfg["observables"])
     with precision(cfg["dtype"]):
-        for (scheme, params, n, d, layers, noise), betas in lines.items():
+        for (scheme, params, n, d, _, layers, noise), betas in lines.items():
             x0 = _initial_tokens(cfg["init"], tuple(seeds), n, d, dtype.name)[:1]
             make_problem(
                 jnp.tile(x0, (len(betas), 1, 1)), get_scheme(scheme, **dict(params)),

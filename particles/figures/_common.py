@@ -4,7 +4,7 @@ import contextlib
 import os
 import shutil
 
-from .._trajectory import write_atomic
+from .._io import write_atomic
 from ..plotting import pyplot, save_figure, scheme_color
 
 __all__ = ["pyplot", "scheme_color", "sweep_store", "write_outputs"]

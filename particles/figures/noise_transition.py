@@ -33,7 +33,7 @@ import xarray as xr
 
 import particles
 
-from .._trajectory import atomic_path
+from .._io import atomic_path
 from ._common import pyplot, sweep_store, write_outputs
 
 SIZES = {

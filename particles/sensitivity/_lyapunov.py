@@ -66,7 +66,7 @@ class LyapunovSpectrum:
 
     def save(self, path) -> None:
         """Write :meth:`to_xarray` as NetCDF; the file appears complete or not at all."""
-        from .._trajectory import write_atomic
+        from .._io import write_atomic
 
         write_atomic(self.to_xarray(), path)
 
