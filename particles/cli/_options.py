@@ -1,0 +1,104 @@
+"""Options and checks shared by the subcommands, built once: the model's parts, the
+solve's settings (from :class:`particles.SolveConfig`'s defaults), times, and the
+random transformer."""
+
+import argparse
+
+import numpy as np
+
+from .._config import DEFAULTS, NUM_SAVES
+from ..schemes import SCHEMES
+
+INIT_HELP = "uniform | gaussian | equiangular:RHO | FILE.npy (an (n, d) array)"
+
+
+SCHEME_HELP = ", ".join(SCHEMES)
+
+
+def transformer_options(p, sweep=False):
+    """Real layers and random weights (MODEL.md §7), for simulate and sweep."""
+    p.add_argument(
+        "--layers", default=None, type=str if sweep else int,
+        help="discrete layers L with step (t1 - t0)/L" + (" (one value or a list)" if sweep else "") + " (default: the ODE)",
+    )  # fmt: skip
+    p.add_argument("--norm", default=None, help="projection (default) | layernorm | rmsnorm")
+    p.add_argument("--mlp", type=int, default=None, help="add a random Kaiming GELU MLP of this hidden width")
+    p.add_argument(
+        "--residual", default="constant", help="constant | inv_sqrt_depth | inv_depth | inv_sqrt_layer"
+    )
+    p.add_argument(
+        "--weights", default=None, help="random Q, K, V: kaiming | gaussian | goe (default: identity)"
+    )
+    p.add_argument("--heads", type=int, default=1, help="heads of the random weights")
+    p.add_argument("--weight-seed", type=int, default=0, help="seed of the random weights and MLP")
+
+
+def solver_options(p):
+    """The SolveConfig flags of simulate and sweep, with its defaults."""
+    p.add_argument(
+        "--rtol",
+        type=float,
+        default=DEFAULTS.rtol,
+        help=f"relative tolerance of the adaptive steps (default {DEFAULTS.rtol:g})",
+    )
+    p.add_argument(
+        "--atol",
+        type=float,
+        default=DEFAULTS.atol,
+        help=f"absolute tolerance of the adaptive steps (default {DEFAULTS.atol:g})",
+    )
+    p.add_argument(
+        "--max-steps",
+        type=int,
+        default=DEFAULTS.max_steps,
+        help=f"step budget of one solve (default {DEFAULTS.max_steps})",
+    )
+    p.add_argument(
+        "--save-every", type=float, default=None, help=f"save interval (default: {NUM_SAVES} saves)"
+    )
+    p.add_argument("--x64", action="store_true", help="float64 (default float32)")
+
+
+def time_options(p, t1):
+    """--t0 and --t1: the depth interval (t1 None: from --layers)."""
+    p.add_argument("--t0", type=float, default=0.0, help="start time (depth) of the solve (default 0)")
+    default = "t0 + layers" if t1 is None else f"{t1:g}"
+    p.add_argument("--t1", type=float, default=t1, help=f"end time (depth) of the solve (default {default})")
+
+
+PAIRS = "every observable is about pairs of tokens"
+
+
+def check_pairs(flag, n):
+    """Refuse fewer than 2 tokens on the command line, as the sweep does, with one message."""
+    if n < 2:
+        raise ValueError(f"{flag}={n} must be at least 2: {PAIRS}")
+
+
+def check_noise(noise, step_size):
+    if noise and step_size is None:
+        raise ValueError("--noise > 0 needs constant steps: give step_size with --step-size H")
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def transformer_arguments(args, d, dtype) -> dict:
+    """simulate's layers, norm, residual and (drawn from --weight-seed) weights and MLP."""
+    import particles
+
+    out = {"layers": args.layers, "norm": args.norm, "residual": args.residual}
+    if args.weights is None and args.mlp is None:
+        if args.heads != 1:
+            raise ValueError("--heads applies to random weights: give --weights kaiming|gaussian|goe")
+        return out
+    depth = args.layers or max(1, int(np.ceil(args.t1 - args.t0)))
+    drawn = particles.random_transformer(
+        args.weight_seed, d, layers=depth, heads=args.heads, ensemble=args.weights or "kaiming",
+        mlp_width=args.mlp, dtype=dtype,
+    )  # fmt: skip
+    if args.weights is None:
+        drawn = {"mlp": drawn["mlp"]}
+    return {**out, **drawn}
