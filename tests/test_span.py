@@ -4,7 +4,6 @@ With Q = K = V = I and a speed scheme, dθ_i/dt is a combination of θ_1..θ_n, 
 tokens never leave their initial span and the flow in orthonormal coordinates of that
 span is the flow in R^d (inner products are all it sees)."""
 
-import diffrax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -81,9 +80,25 @@ def test_span_solve_only_where_the_flow_keeps_the_span():
     assert float(jnp.max(jnp.abs(outside))) > 0.1
 
 
-def test_span_solve_with_more_tokens_than_dimensions_is_the_ambient_solve():
-    x0 = particles.init.uniform_sphere(1, 10, 4)
-    kw = dict(beta=1.0, t1=2.0, ts=[2.0], solver=diffrax.Tsit5())
-    a = particles.simulate(x0, "post", **kw)
-    b = particles.simulate(x0, "post", reduce_span=False, **kw)
-    np.testing.assert_array_equal(a.theta, b.theta)
+@pytest.mark.parametrize("n, d", [(5, 9), (10, 4), (4, 4)])
+def test_reduce_span_takes_the_span_path_exactly_when_n_is_below_d(n, d):
+    """``reduce_span=True`` solves in the n coordinates of the span (a SpanChart, saves of
+    width n) when n < d, and then gives the trajectory of the solve in R^d; with n >= d the
+    span is all of R^d, so it is the ambient solve itself (an AmbientChart, the same saves)."""
+    x0 = particles.init.uniform_sphere(1, n, d, batch=2)
+    problem = particles.make_problem(x0, "post", beta=np.array([1.0, 3.0]), t1=2.0)
+    kw = dict(ts=[0.5, 2.0], step_size=0.05)  # constant steps: the two solves agree to rounding
+    configs = {span: particles.SolveConfig(reduce_span=span, **kw) for span in (True, False)}
+    raw = {span: particles.integrate(problem, config) for span, config in configs.items()}
+    assert isinstance(raw[False].chart, particles.AmbientChart) and raw[False].lift.shape == (2, 2, n, d)
+    if n < d:
+        assert isinstance(raw[True].chart, particles.SpanChart)
+        assert raw[True].chart.basis.shape == (2, n, d) and raw[True].lift.shape == (2, 2, n, n)
+    else:
+        assert isinstance(raw[True].chart, particles.AmbientChart)
+        np.testing.assert_array_equal(raw[True].lift, raw[False].lift)
+    span, full = (particles.Trajectory.from_raw(raw[s], problem, configs[s]) for s in (True, False))
+    assert span.theta.shape == full.theta.shape == (2, 2, n, d)
+    np.testing.assert_allclose(span.theta, full.theta, rtol=0, atol=1e-12)
+    # the flow moved the tokens: the agreement is not that of two unmoved copies of x0
+    assert float(np.max(np.abs(np.asarray(full.theta[:, -1]) - np.asarray(full.theta[:, 0])))) > 0.1
