@@ -143,8 +143,21 @@ def _reference(x0, beta, ts):
     return (G.sum((-1, -2)) - N) / (N * (N - 1))  # in numpy: float64 outside JAX's 64-bit mode
 
 
-def cold(ds=(8, 128), betas=12, seeds=16, euler_h=0.1, save_every=0.1, checks=((0, 0), (5, 3), (11, 7))):
-    """The cold small phase diagram: (euler, token, gram) ColdRuns and the times."""
+# The particles processes of the cold diagram: (label, extra arguments of `particles sweep`).
+VARIANTS = (("particles sweep (token solve, float32)", ()), ("particles sweep --gram", ("--gram",)))
+
+
+def cold(
+    ds=(8, 128),
+    betas=12,
+    seeds=16,
+    euler_h=0.1,
+    save_every=0.1,
+    checks=((0, 0), (5, 3), (11, 7)),
+    variants=VARIANTS,
+):
+    """The cold small phase diagram: the Euler ColdRun, then one per ``variants`` (token,
+    gram), and the number of runs checked."""
     beta_grid = np.linspace(*BETA_RANGE, betas)
     ts = particles.save_times(0.0, T1, save_every=save_every)
     runs = []
@@ -176,10 +189,8 @@ def cold(ds=(8, 128), betas=12, seeds=16, euler_h=0.1, save_every=0.1, checks=((
                 euler_err = max(euler_err, float(np.max(np.abs(got - ref))))
         label = f"numpy Euler + renormalise, dt = {euler_h:g}, float64 (the research algorithm)"
         runs.append(ColdRun(label, euler_wall, euler_err))
-        for label, extra in (
-            ("particles sweep (token solve, float32)", []),
-            ("particles sweep --gram", ["--gram"]),
-        ):
+        for label, extra in variants:
+            extra = list(extra)
             store = os.path.join(tmp, "store" + "".join(extra))
             argv = [
                 *_particles_command(), "sweep", "--schemes", "post", "--n", str(N), "--d", ",".join(map(str, ds)),

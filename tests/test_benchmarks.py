@@ -231,11 +231,25 @@ def phase_rows_print(r):
             assert_prints(row, [f.wall_s, f.pair_densities_differing])
 
 
+SMALL_PHASE = dict(ds=(3, 5), betas=2, seeds=2, save_every=1.0, euler_h=0.5, checks=((1, 1),))
+
+
 def test_phase():
-    r = phase.phase(
-        small=dict(ds=(3, 5), betas=2, seeds=2, save_every=1.0, euler_h=0.5, checks=((1, 1),)),
-        full_size=dict(ds=(3,), betas=2, seeds=2, save_every=1.0),
-    )
+    """One cold particles process (--gram, whose extra argument goes through), no full
+    diagram: test_phase_full_resolution (slow) runs both processes and the full diagram."""
+    r = phase.phase(small=dict(SMALL_PHASE, variants=phase.VARIANTS[1:]), full_size=False)
+    assert_sane(r)
+    assert [c.label.split()[0] for c in r.cold] == ["numpy", "particles"] and "--gram" in r.cold[1].label
+    assert all(c.wall_s > 0 for c in r.cold) and r.cold[0].max_error > r.cold[1].max_error
+    assert r.cold[0].import_s is None and r.cold[1].import_s > 0 and r.cold[1].first_s > r.cold[1].again_s > 0
+    assert r.full == () and r.checked == 2
+    phase_rows_print(r)
+    assert len(phase.target_lines(r)) == 1
+
+
+@pytest.mark.slow
+def test_phase_full_resolution():
+    r = phase.phase(small=SMALL_PHASE, full_size=dict(ds=(3,), betas=2, seeds=2, save_every=1.0))
     assert_sane(r)
     assert [c.label.split()[0] for c in r.cold] == ["numpy", "particles", "particles"]
     assert all(c.wall_s > 0 for c in r.cold) and r.cold[0].max_error > r.cold[1].max_error
