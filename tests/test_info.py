@@ -25,13 +25,12 @@ def rows(text):
 
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory):
-    """A batch of two trajectories, and a single one."""
+    """A batch of two trajectories."""
     folder = tmp_path_factory.mktemp("info")
     x0 = particles.init.uniform_sphere(0, 3, 5, batch=2)
     out = {}
     for name, traj in (
         ("ok", particles.simulate(x0, "post", beta=np.array([1.0, 2.5]), t1=1.0, ts=[0.5, 1.0])),
-        ("single", particles.simulate(x0[0], "pre", beta=0.5, t1=2.0, ts=[2.0])),
     ):
         path = str(folder / f"{name}.nc")
         traj.save(path)
@@ -74,14 +73,6 @@ def test_trajectory_info_counts_the_failed(saved, tmp_path, status, line):
     assert rows(particles.info(failed))[1]["status"] == line
 
 
-def test_trajectory_info_of_a_single_trajectory(saved):
-    path, _ = saved["single"]
-    _, info = rows(particles.info(path))
-    assert info["scheme"] == "pre, beta 0.5" and info["batch"] == "none (one trajectory)"
-    assert info["saves"] == "1, t = 2 .. 2" and info["tokens"] == "n=3, d=5"
-    assert info["status"] == "all ok"
-
-
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
     out = str(tmp_path_factory.mktemp("info") / "s.sweep")
@@ -90,12 +81,12 @@ def store(tmp_path_factory):
         out,
         beta=betas,
         n=3,
-        d=[3, 4],
+        d=3,
         t1=1.0,
         seeds=2,
         save_every=0.5,
         dtype="float64",
-        chunk_size=8,
+        chunk_size=4,
         progress=False,
     )
     return out
@@ -104,12 +95,12 @@ def store(tmp_path_factory):
 def test_sweep_info(store, tmp_path):
     title, info = rows(particles.info(store))
     assert re.fullmatch(rf"sweep store {re.escape(store)} \(particles-sweep/\d+\)", title)
-    assert info["swept"] == "d: 2 (3, 4); beta: 7 (0.5 .. 3.5); seed: 2 (0, 1)"
-    assert info["fixed"] == "scheme=post, n=3"
+    assert info["swept"] == "beta: 7 (0.5 .. 3.5); seed: 2 (0, 1)"
+    assert info["fixed"] == "scheme=post, n=3, d=3"
     assert info["times"] == "t = 0 .. 1, 3 saves"
     assert info["observables"] == "mean_cosine (and collapse_time, t_stop, status)"
     assert info["settings"].startswith("float64, init uniform, delta 0.001, attention softmax, rtol 1e-06")
-    assert info["progress"] == "2 / 2 chunks done (14 units, 8 per chunk)"
+    assert info["progress"] == "2 / 2 chunks done (7 units, 4 per chunk)"
     names = os.listdir(store)
     nbytes = sum(os.path.getsize(os.path.join(store, f)) for f in names)
     assert info["size"] == f"{nbytes / 1024:.1f} KiB in {len(names)} files" and len(names) == 3
@@ -118,7 +109,7 @@ def test_sweep_info(store, tmp_path):
     shutil.copytree(store, part)
     os.remove(os.path.join(part, sorted(f for f in names if f.endswith(".nc"))[-1]))
     _, info = rows(particles.info(part))
-    assert info["progress"] == "1 / 2 chunks done (14 units, 8 per chunk); rerun the same sweep to finish it"
+    assert info["progress"] == "1 / 2 chunks done (7 units, 4 per chunk); rerun the same sweep to finish it"
     assert info["size"].endswith(" in 2 files")
 
 

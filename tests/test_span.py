@@ -16,9 +16,15 @@ from particles.sphere import span_basis
 def test_span_solve_equals_ambient_solve_step_for_step(scheme):
     """Constant steps: the same arithmetic up to rounding, so the two agree to 1e-12."""
     x0 = particles.init.gaussian(5, 6, 17, batch=2)
-    kw = dict(beta=np.array([1.5, -0.7]), t1=2.0, ts=[0.5, 2.0], step_size=0.05)
-    span = particles.simulate(x0, scheme, **kw)
-    full = particles.simulate(x0, scheme, reduce_span=False, **kw)
+    problem = particles.make_problem(x0, scheme, beta=np.array([1.5, -0.7]), t1=2.0)
+    kw = dict(ts=[0.5, 2.0], step_size=0.05)
+    # what simulate does, with the solver's own coordinates in view: the span solve did
+    # run in the 6 coordinates of the span (and the other in R^17)
+    configs = {s: particles.SolveConfig(reduce_span=s, **kw) for s in (True, False)}
+    raw = {s: particles.integrate(problem, config) for s, config in configs.items()}
+    assert isinstance(raw[True].chart, particles.SpanChart) and raw[True].lift.shape == (2, 2, 6, 6)
+    assert isinstance(raw[False].chart, particles.AmbientChart) and raw[False].lift.shape == (2, 2, 6, 17)
+    span, full = (particles.Trajectory.from_raw(raw[s], problem, configs[s]) for s in (True, False))
     assert span.theta.shape == full.theta.shape == (2, 2, 6, 17)
     np.testing.assert_allclose(span.theta, full.theta, rtol=0, atol=1e-12)
     np.testing.assert_allclose(span.r, full.r, rtol=1e-12)
@@ -80,25 +86,17 @@ def test_span_solve_only_where_the_flow_keeps_the_span():
     assert float(jnp.max(jnp.abs(outside))) > 0.1
 
 
-@pytest.mark.parametrize("n, d", [(5, 9), (10, 4), (4, 4)])
-def test_reduce_span_takes_the_span_path_exactly_when_n_is_below_d(n, d):
-    """``reduce_span=True`` solves in the n coordinates of the span (a SpanChart, saves of
-    width n) when n < d, and then gives the trajectory of the solve in R^d; with n >= d the
-    span is all of R^d, so it is the ambient solve itself (an AmbientChart, the same saves)."""
-    x0 = particles.init.uniform_sphere(1, n, d, batch=2)
+def test_span_solve_with_as_many_tokens_as_dimensions_is_the_ambient_solve():
+    """With n >= d the span is all of R^d: ``reduce_span=True`` is the ambient solve
+    itself (an AmbientChart, the same saves); test_span_solve_equals_ambient_solve_step_for_step
+    checks that with n < d it is not (a SpanChart)."""
+    x0 = particles.init.uniform_sphere(1, 10, 4, batch=2)
     problem = particles.make_problem(x0, "post", beta=np.array([1.0, 3.0]), t1=2.0)
-    kw = dict(ts=[0.5, 2.0], step_size=0.05)  # constant steps: the two solves agree to rounding
-    configs = {span: particles.SolveConfig(reduce_span=span, **kw) for span in (True, False)}
-    raw = {span: particles.integrate(problem, config) for span, config in configs.items()}
-    assert isinstance(raw[False].chart, particles.AmbientChart) and raw[False].lift.shape == (2, 2, n, d)
-    if n < d:
-        assert isinstance(raw[True].chart, particles.SpanChart)
-        assert raw[True].chart.basis.shape == (2, n, d) and raw[True].lift.shape == (2, 2, n, n)
-    else:
-        assert isinstance(raw[True].chart, particles.AmbientChart)
-        np.testing.assert_array_equal(raw[True].lift, raw[False].lift)
-    span, full = (particles.Trajectory.from_raw(raw[s], problem, configs[s]) for s in (True, False))
-    assert span.theta.shape == full.theta.shape == (2, 2, n, d)
-    np.testing.assert_allclose(span.theta, full.theta, rtol=0, atol=1e-12)
-    # the flow moved the tokens: the agreement is not that of two unmoved copies of x0
-    assert float(np.max(np.abs(np.asarray(full.theta[:, -1]) - np.asarray(full.theta[:, 0])))) > 0.1
+    raw = [
+        particles.integrate(problem, particles.SolveConfig(reduce_span=s, ts=[2.0])) for s in (True, False)
+    ]
+    for r in raw:
+        assert isinstance(r.chart, particles.AmbientChart) and r.lift.shape == (1, 2, 10, 4)
+    np.testing.assert_array_equal(raw[0].lift, raw[1].lift)
+    theta = np.asarray(raw[0].lift[0]) / np.linalg.norm(np.asarray(raw[0].lift[0]), axis=-1, keepdims=True)
+    assert float(np.max(np.abs(theta - np.asarray(x0)))) > 0.1  # the flow moved them

@@ -1,10 +1,7 @@
 """Per-trajectory outcomes (particles/_status.py): the status codes and how diffrax's
 result codes map onto them."""
 
-import warnings
-
 import diffrax
-import numpy as np
 import pytest
 
 import particles
@@ -36,18 +33,3 @@ def test_status_codes():
 def test_from_result(result, status):
     got = Status.from_result(result)
     assert got is status and isinstance(got, Status)
-
-
-def test_a_solve_reports_its_status():
-    """The step budget spent: MAX_STEPS in a batch (with a warning and NaN saves), a
-    SimulationError for a single trajectory; OK otherwise."""
-    x0 = particles.init.uniform_sphere(0, 3, 3, batch=2)
-    kw = dict(beta=1.0, t1=5.0, ts=[5.0], rtol=1e-10, atol=1e-10)
-    assert particles.simulate(x0, "post", **kw).status.tolist() == [Status.OK, Status.OK]
-    with pytest.warns(particles.SimulationWarning):
-        traj = particles.simulate(x0, "post", max_steps=2, **kw)
-    assert traj.status.tolist() == [Status.MAX_STEPS, Status.MAX_STEPS]
-    assert np.all(np.isnan(np.asarray(traj.theta[:, -1])))
-    with pytest.raises(particles.SimulationError), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        particles.simulate(x0[0], "post", max_steps=2, **kw)
