@@ -60,9 +60,22 @@ def scan(ns=(2048, 4096, 8192), d=128, blocks=(256, 512, 1024, 2048), dense_max=
     return BlockScan(jax.devices()[0].device_kind, d, matmul_n, full, default, tuple(timings))
 
 
-def main():
-    from report import block_scan_lines  # here: report imports this module's dataclasses
+def block_scan_lines(r: BlockScan) -> list[str]:
+    """What `python benchmarks/blocks.py` prints (not part of RESULTS.md)."""
+    return [
+        f"{r.device_kind}: jnp.dot {r.matmul_n}² float32 {r.full_rate / 1e9:.0f} GFLOP/s at "
+        f"HIGHEST precision, {r.default_rate / 1e9:.0f} at the default",
+        "| n | path | block | automatic | ms per evaluation | effective GFLOP/s | / matmul (HIGHEST) |",
+        "|---|---|---|---|---|---|---|",
+        *(
+            f"| {t.n} | {t.path} | {t.block} | {'yes' if t.automatic else ''} | {t.time_s * 1e3:.2f} | "
+            f"{t.flops / t.time_s / 1e9:.0f} | {t.flops / t.time_s / r.full_rate:.0%} |"
+            for t in r.timings
+        ),
+    ]
 
+
+def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--n", type=int, nargs="+", default=[2048, 4096, 8192])
     p.add_argument("--d", type=int, default=128)

@@ -61,3 +61,29 @@ def large_n(n=32768, d=64, h=0.01) -> LargeNResult:
         second_s=again,
         flops=6 * 4 * n * n * d,
     )
+
+
+# The report: its lines of RESULTS.md (report.py puts the sections together).
+
+
+def section_lines(r: LargeNResult) -> list[str]:
+    on_device = r.peak_device_gb is not None
+    device_col = f"| {r.peak_device_gb:.2f} GB " if on_device else ""
+    return [
+        f"## (c) Large n: n={r.n}, d={r.d}, one Tsit5 step h={r.h} (6 field evaluations), float32",
+        "",
+        f"Blockwise attention, symmetric pairs of blocks of {r.block_size} tokens (automatic). A dense n x n "
+        f"float32 matrix alone would be {r.n * r.n * 4 / 1e9:.1f} GB.",
+        "",
+        "| peak resident memory (subprocess ru_maxrss) "
+        + ("| peak device memory (memory_stats) " if on_device else "")
+        + "| solve incl. compile (s) | simulate call (s) | second call (s) | effective GFLOP/s, second call |",
+        "|---|---|---|---|---|" + ("---|" if on_device else ""),
+        f"| **{r.peak_rss_gb:.2f} GB** {device_col}| {r.solve_s:.1f} | {r.call_s:.1f} | {r.second_s:.2f} | "
+        f"{r.flops / r.second_s / 1e9:.0f} |",
+    ]
+
+
+def target_lines(r: LargeNResult) -> list[str]:
+    """Its row of the table of targets in RESULTS.md."""
+    return [f"| n=32768, d=64 under 6 GB | {r.peak_gb:.2f} GB at n={r.n}, d={r.d} |"]

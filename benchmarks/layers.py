@@ -63,3 +63,32 @@ def layers(clock: MatmulClock, layers=256, n=256, d=128) -> LayersResult:
     scan_s, rate = clock.side_by_side(lambda: particles.integrate(problem, config).lift)
     simulate_s = best_time(lambda: particles.simulate(x0, "pre", ts=[float(layers)], **kw).theta)
     return LayersResult(layers, n, d, m, transformer_flops(layers, n, d, m), scan_s, simulate_s, rate)
+
+
+# The report: its lines of RESULTS.md (report.py puts the sections together).
+
+
+def target_lines(r: LayersResult) -> list[str]:
+    """Its row of the table of targets in RESULTS.md."""
+    return [
+        f"| {r.layers}-layer Pre-LN transformer (n = {r.n}, d = {r.d}, LayerNorm, MLP m = {r.mlp_width}) "
+        f">= 70% of matmul | {r.scan_fraction:.0%} (the compiled scan; {r.simulate_fraction:.0%} for a whole "
+        "simulate call) |"
+    ]
+
+
+def section_lines(r: LayersResult) -> list[str]:
+    """Section (e): the discrete-layer transformer."""
+    return [
+        f"## (e) Discrete layers: Pre-LN transformer, {r.layers} layers, n = {r.n}, d = {r.d}, "
+        f"LayerNorm, GELU MLP m = {r.mlp_width}",
+        "",
+        "| measured | time | fraction of the matmul rate |",
+        "|---|---|---|",
+        f"| the compiled layer scan (`particles.integrate`) | {r.scan_s * 1e3:.1f} ms | {r.scan_fraction:.0%} |",
+        f"| a whole `particles.simulate` call (argument checks included) | {r.simulate_s * 1e3:.1f} ms | "
+        f"{r.simulate_fraction:.0%} |",
+        "",
+        f"{r.flops / 1e9:.1f} GFLOP of matmuls (Q, K, V, logits, mixing, MLP); matmul rate measured in "
+        f"alternation with the scan: {r.matmul_rate / 1e9:.0f} GFLOP/s.",
+    ]

@@ -49,3 +49,31 @@ def noise(n=8192, d=3, steps=20, beta=1.0, D=0.2, h=0.05) -> NoiseResult:
     sphere_error = float(np.max(np.abs(np.linalg.norm(np.asarray(sde(), np.float64), axis=-1) - 1)))
     block = particles.auto_block_size(n)
     return NoiseResult(n, d, beta, D, h, steps, block, sde_s, ode_s, sphere_error)
+
+
+# The report: its lines of RESULTS.md (report.py puts the sections together).
+
+
+def target_lines(r: NoiseResult) -> list[str]:
+    """Its row of the table of targets in RESULTS.md."""
+    return [
+        f"| noisy flow (SDE), n = {r.n} blockwise on the {'CPU' if r.block_size < r.n else 'device'} | "
+        f"{r.sde_step_s:.3g} s per Heun step (blocks of {r.block_size}; {r.ode_step_s:.3g} s without noise) |"
+    ]
+
+
+def section_lines(r: NoiseResult) -> list[str]:
+    """Section (f): the noisy flow at mean-field scale."""
+    return [
+        f"## (f) Noisy flow: n = {r.n}, d = {r.d}, post, beta = {r.beta:g}, D = {r.noise:g}, "
+        f"{r.steps} Heun steps of h = {r.step_size:g}, float32",
+        "",
+        "| measured | time per step | whole call |",
+        "|---|---|---|",
+        f"| `particles.simulate` with noise (VirtualBrownianTree paths) | **{r.sde_step_s:.3g} s** | "
+        f"{r.sde_s:.3g} s |",
+        f"| the same with noise=0 (the ODE, same steps) | {r.ode_step_s:.3g} s | {r.ode_s:.3g} s |",
+        "",
+        f"The field runs in row blocks of {r.block_size} queries (`particles.auto_block_size`); after the "
+        f"steps max ||θ_i| − 1| = {r.sphere_error:.1e}.",
+    ]

@@ -143,8 +143,21 @@ def _reference(x0, beta, ts):
     return (G.sum((-1, -2)) - N) / (N * (N - 1))  # in numpy: float64 outside JAX's 64-bit mode
 
 
-def cold(ds=(8, 128), betas=12, seeds=16, euler_h=0.1, save_every=0.1, checks=((0, 0), (5, 3), (11, 7))):
-    """The cold small phase diagram: (euler, token, gram) ColdRuns and the times."""
+# The particles processes of the cold diagram: (label, extra arguments of `particles sweep`).
+VARIANTS = (("particles sweep (token solve, float32)", ()), ("particles sweep --gram", ("--gram",)))
+
+
+def cold(
+    ds=(8, 128),
+    betas=12,
+    seeds=16,
+    euler_h=0.1,
+    save_every=0.1,
+    checks=((0, 0), (5, 3), (11, 7)),
+    variants=VARIANTS,
+):
+    """The cold small phase diagram: the Euler ColdRun, then one per ``variants`` (token,
+    gram), and the number of runs checked."""
     beta_grid = np.linspace(*BETA_RANGE, betas)
     ts = particles.save_times(0.0, T1, save_every=save_every)
     runs = []
@@ -176,10 +189,8 @@ def cold(ds=(8, 128), betas=12, seeds=16, euler_h=0.1, save_every=0.1, checks=((
                 euler_err = max(euler_err, float(np.max(np.abs(got - ref))))
         label = f"numpy Euler + renormalise, dt = {euler_h:g}, float64 (the research algorithm)"
         runs.append(ColdRun(label, euler_wall, euler_err))
-        for label, extra in (
-            ("particles sweep (token solve, float32)", []),
-            ("particles sweep --gram", ["--gram"]),
-        ):
+        for label, extra in variants:
+            extra = list(extra)
             store = os.path.join(tmp, "store" + "".join(extra))
             argv = [
                 *_particles_command(), "sweep", "--schemes", "post", "--n", str(N), "--d", ",".join(map(str, ds)),
@@ -228,3 +239,67 @@ def phase(small=None, full_size=None) -> PhaseResult:
         saves=len(particles.save_times(0.0, T1, save_every=small.get("save_every", 0.1))), euler_h=small.get("euler_h", 0.1),
         cold=tuple(cold_runs), full=tuple(full_runs), full_shape=tuple(shape), checked=checked,
     )  # fmt: skip
+
+
+# The report: its lines of RESULTS.md (report.py puts the sections together).
+
+
+def target_lines(r: PhaseResult) -> list[str]:
+    euler, *ours = r.cold
+    best = min(ours, key=lambda c: c.wall_s)
+    lines = [
+        f"| cold small phase diagram: a fresh particles process no slower than the numpy Euler one, at >= 100x "
+        f"smaller error | {euler.wall_s / best.wall_s:.2f}x ({best.label}: {best.wall_s:.1f} s against "
+        f"{euler.wall_s:.1f} s), error {best.max_error:.1e} against {euler.max_error:.1e} "
+        f"({euler.max_error / best.max_error:.0f}x smaller) |",
+    ]
+    if r.full:
+        runs = "; ".join(f"{f.label} {f.wall_s:.1f} s" for f in r.full)
+        lines.append(f"| full-resolution phase diagram <= 40 s | {runs} |")
+    return lines
+
+
+def section_lines(r: PhaseResult) -> list[str]:
+    """Section (h): phase diagrams, the cold first result and the full resolution."""
+    out = [
+        f"## (h) Phase diagrams (post, n = 32, T = 30): cold small diagram (d = {', '.join(map(str, r.ds))}, "
+        f"{r.betas} beta, {r.seeds} seeds, {r.saves} saves) and the full resolution",
+        "",
+        "Each cold run is a fresh process with an empty compilation cache; error: the largest "
+        f"|mean cosine − reference| over the saves of {r.checked} (d, beta, seed) runs, the reference a "
+        "float64 `particles.simulate` at rtol = atol = 1e-12 from the same tokens.",
+        "",
+        "| cold process | wall time (s) | Euler time / time | max error | import (s) | compilation (s) | "
+        "the sweep, compiled (s) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    euler = r.cold[0]
+    part = lambda v: "" if v is None else f"{v:.2f}"  # noqa: E731
+    out += [
+        f"| {c.label} | {c.wall_s:.2f} | **{euler.wall_s / c.wall_s:.2f}x** | {c.max_error:.1e} | "
+        f"{part(c.import_s)} | {part(c.compile_s)} | {part(c.again_s)} |"
+        for c in r.cold
+    ]
+    timed = [c for c in r.cold[1:] if c.import_s is not None]
+    if timed:
+        best = min(timed, key=lambda c: c.wall_s)
+        fixed = best.import_s + best.compile_s
+        out += [
+            "",
+            "The last three columns come from a second fresh process per row that imports particles and runs "
+            "the same sweep twice: compilation is the first sweep's time less the second's (which finds "
+            f"every program compiled). What bounds the cold ratio: for {best.label}, import and compilation "
+            f"alone take {fixed:.2f} s, {fixed / euler.wall_s:.0%} of the whole Euler process "
+            f"({euler.wall_s:.2f} s), before any solving.",
+        ]
+    if r.full:
+        d, b, s, t = r.full_shape
+        out += [
+            "",
+            f"Full resolution ({d} d x {b} beta x {s} seeds, {t} saves, float32 results), in this process:",
+            "",
+            "| solve | wall time (s) | pair densities differing from the token solve's |",
+            "|---|---|---|",
+        ]
+        out += [f"| {f.label} | {f.wall_s:.1f} | {f.pair_densities_differing:.2%} |" for f in r.full]
+    return out

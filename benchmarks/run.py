@@ -19,7 +19,8 @@ under the same conditions. Writes benchmarks/RESULTS.md and prints it.
     algorithm, the full-resolution one with the token and the Gram solve (phase.py).
 
 Timings are the best of several repeats of the second call, with block_until_ready.
-Each benchmark returns a frozen dataclass; report.py turns them into the markdown.
+Each benchmark returns a frozen dataclass and writes its own lines of the markdown
+(`target_lines`, `section_lines`); report.py puts them together.
 """
 
 import argparse

@@ -114,3 +114,40 @@ def sensitivity_costs(n=32, d=128, T=30.0, k=8, layers=256, layers_n=256, layers
         n, d, T, k, solve_s, ambient_s, lyapunov_s, layers, layers_n, layers_d, forward_s, gradients_s,
         forward_peak, gradients_peak, max(base, base_g), *temps,
     )  # fmt: skip
+
+
+# The report: its lines of RESULTS.md (report.py puts the sections together).
+
+
+def target_lines(r: SensitivityResult) -> list[str]:
+    return [
+        f"| lyapunov k = {r.k} (n = {r.n}, d = {r.d}, T = {r.T:g}) <= 10x the plain solve | "
+        f"{r.lyapunov_ratio:.1f}x the default solve, {r.lyapunov_ambient_ratio:.1f}x the solve in R^(n x d) |",
+        f"| layer_gradients of {r.layers} layers (n = {r.layers_n}) <= 4x the forward pass | "
+        f"{r.gradients_ratio:.1f}x; XLA temporaries {r.gradients_temp_mb:.0f} MB checkpointed, "
+        f"{r.unchecked_temp_mb:.0f} MB without (forward {r.forward_temp_mb:.0f} MB) |",
+    ]
+
+
+def section_lines(r: SensitivityResult) -> list[str]:
+    """Section (g): the cost of differentiating through the solve."""
+    return [
+        f"## (g) Sensitivity: Lyapunov exponents (n = {r.n}, d = {r.d}, T = {r.T:g}, k = {r.k}) and layer "
+        f"gradients ({r.layers} layers, n = {r.layers_n}, d = {r.layers_d})",
+        "",
+        "| measured | time | ratio |",
+        "|---|---|---|",
+        f"| plain `particles.simulate` (solved in the span of the tokens) | {r.solve_s * 1e3:.1f} ms | 1 |",
+        f"| `particles.simulate(reduce_span=False)` (in R^(n x d)) | {r.solve_ambient_s * 1e3:.1f} ms | "
+        f"{r.solve_ambient_s / r.solve_s:.1f}x |",
+        f"| `sensitivity.lyapunov(k={r.k}, method='qr')` | {r.lyapunov_s * 1e3:.1f} ms | {r.lyapunov_ratio:.1f}x |",
+        f"| forward pass of the layers (`particles.simulate`) | {r.forward_s * 1e3:.1f} ms | 1 |",
+        f"| `sensitivity.layer_gradients` (every layer checkpointed) | {r.gradients_s * 1e3:.1f} ms | "
+        f"{r.gradients_ratio:.1f}x |",
+        "",
+        f"Peak resident memory of a process running each (ru_maxrss): forward {r.forward_peak_gb:.2f} GB, "
+        f"layer_gradients {r.gradients_peak_gb:.2f} GB ({r.baseline_gb:.2f} GB before the call: imports, weights). "
+        f"Temporary buffers XLA assigns to the compiled programs (`memory_analysis`): the forward chain "
+        f"{r.forward_temp_mb:.1f} MB, layer_gradients {r.gradients_temp_mb:.1f} MB with every layer checkpointed, "
+        f"{r.unchecked_temp_mb:.1f} MB without checkpoints.",
+    ]

@@ -44,3 +44,21 @@ def startup(repeat=2, command=None) -> StartupResult:
         second = min(wall() for _ in range(repeat))
         nocache = wall({"PARTICLES_NO_CACHE": "1"})
     return StartupResult(import_s=t_import, first_s=first, second_s=second, nocache_s=nocache)
+
+
+# The report: its lines of RESULTS.md (report.py puts the sections together).
+
+
+def section_lines(r: StartupResult) -> list[str]:
+    return [
+        "## (d) Start-up: `particles simulate` (n=32, d=64, T=20, 101 saves), end to end",
+        "",
+        "| `import particles` | first invocation (empty cache) | second invocation (warm cache) | without cache |",
+        "|---|---|---|---|",
+        f"| {r.import_s:.2f} s | {r.first_s:.2f} s | **{r.second_s:.2f} s** | {r.nocache_s:.2f} s |",
+    ]
+
+
+def target_lines(r: StartupResult) -> list[str]:
+    """Its row of the table of targets in RESULTS.md."""
+    return [f"| start-up under 3 s (warm cache) | {r.second_s:.2f} s |"]

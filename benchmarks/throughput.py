@@ -116,3 +116,42 @@ def throughput(clock: MatmulClock, cases, *, d=128, beta=4.0, rounds=ROUNDS) -> 
             )
         )
     return ThroughputResult(d=d, beta=beta, matmul_n=clock.n, rounds=rounds, timings=tuple(timings))
+
+
+# The report: its lines of RESULTS.md (report.py puts the sections together).
+
+
+def _timing_row(t: FieldTiming) -> str:
+    label = "dense" if t.block_size >= t.n else ("symmetric pairs" if t.symmetric else "row blocks")
+    auto = " (automatic)" if t.automatic else ""
+    effective = t.nominal_flops / t.time_s
+    return (
+        f"| {t.n} | {label} | {t.block_size}{auto} | {t.time_s * 1e3:.1f} | {effective / 1e9:.0f} | "
+        f"{t.matmul_rate / 1e9:.0f} | **{t.fraction:.0%}** | {t.executed_flops / t.nominal_flops:.0%} | "
+        f"{t.executed_flops / t.time_s / t.matmul_rate:.0%} |"
+    )
+
+
+def section_lines(r: ThroughputResult) -> list[str]:
+    return [
+        f"## (b) Field throughput, d={r.d} (float32, post scheme: attention + tangent projection)",
+        "",
+        "Nominal flops: 4n²d per evaluation, the two matmuls of the plain field; effective rate = "
+        "nominal flops / time. With Q = K = V = I the weights exp(β⟨θ_i, θ_j⟩) are symmetric and "
+        "`simulate` computes each pair of blocks once, so it executes fewer flops (last columns). "
+        f"Each field is timed in alternation with the {r.matmul_n} x {r.matmul_n} jnp.dot (best of "
+        f"{r.rounds} each) and compared with that rate.",
+        "",
+        "| n | path | tokens per block | time per evaluation (ms) | effective GFLOP/s | matmul GFLOP/s "
+        "alongside | effective / matmul | executed flops / nominal | executed / matmul |",
+        "|---|---|---|---|---|---|---|---|---|",
+        *(_timing_row(t) for t in r.timings),
+    ]
+
+
+def target_lines(r: ThroughputResult) -> list[str]:
+    """Its row of the table of targets in RESULTS.md."""
+    return [
+        f"| field >= 85% of matmul for n >= 2048 | min {r.min_automatic_fraction:.0%} "
+        "(effective rate, automatic blocks; executed flops in (b)) |"
+    ]

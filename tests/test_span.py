@@ -4,7 +4,6 @@ With Q = K = V = I and a speed scheme, dθ_i/dt is a combination of θ_1..θ_n, 
 tokens never leave their initial span and the flow in orthonormal coordinates of that
 span is the flow in R^d (inner products are all it sees)."""
 
-import diffrax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -17,9 +16,15 @@ from particles.sphere import span_basis
 def test_span_solve_equals_ambient_solve_step_for_step(scheme):
     """Constant steps: the same arithmetic up to rounding, so the two agree to 1e-12."""
     x0 = particles.init.gaussian(5, 6, 17, batch=2)
-    kw = dict(beta=np.array([1.5, -0.7]), t1=2.0, ts=[0.5, 2.0], step_size=0.05)
-    span = particles.simulate(x0, scheme, **kw)
-    full = particles.simulate(x0, scheme, reduce_span=False, **kw)
+    problem = particles.make_problem(x0, scheme, beta=np.array([1.5, -0.7]), t1=2.0)
+    kw = dict(ts=[0.5, 2.0], step_size=0.05)
+    # what simulate does, with the solver's own coordinates in view: the span solve did
+    # run in the 6 coordinates of the span (and the other in R^17)
+    configs = {s: particles.SolveConfig(reduce_span=s, **kw) for s in (True, False)}
+    raw = {s: particles.integrate(problem, config) for s, config in configs.items()}
+    assert isinstance(raw[True].chart, particles.SpanChart) and raw[True].lift.shape == (2, 2, 6, 6)
+    assert isinstance(raw[False].chart, particles.AmbientChart) and raw[False].lift.shape == (2, 2, 6, 17)
+    span, full = (particles.Trajectory.from_raw(raw[s], problem, configs[s]) for s in (True, False))
     assert span.theta.shape == full.theta.shape == (2, 2, 6, 17)
     np.testing.assert_allclose(span.theta, full.theta, rtol=0, atol=1e-12)
     np.testing.assert_allclose(span.r, full.r, rtol=1e-12)
@@ -81,9 +86,17 @@ def test_span_solve_only_where_the_flow_keeps_the_span():
     assert float(jnp.max(jnp.abs(outside))) > 0.1
 
 
-def test_span_solve_with_more_tokens_than_dimensions_is_the_ambient_solve():
-    x0 = particles.init.uniform_sphere(1, 10, 4)
-    kw = dict(beta=1.0, t1=2.0, ts=[2.0], solver=diffrax.Tsit5())
-    a = particles.simulate(x0, "post", **kw)
-    b = particles.simulate(x0, "post", reduce_span=False, **kw)
-    np.testing.assert_array_equal(a.theta, b.theta)
+def test_span_solve_with_as_many_tokens_as_dimensions_is_the_ambient_solve():
+    """With n >= d the span is all of R^d: ``reduce_span=True`` is the ambient solve
+    itself (an AmbientChart, the same saves); test_span_solve_equals_ambient_solve_step_for_step
+    checks that with n < d it is not (a SpanChart)."""
+    x0 = particles.init.uniform_sphere(1, 10, 4, batch=2)
+    problem = particles.make_problem(x0, "post", beta=np.array([1.0, 3.0]), t1=2.0)
+    raw = [
+        particles.integrate(problem, particles.SolveConfig(reduce_span=s, ts=[2.0])) for s in (True, False)
+    ]
+    for r in raw:
+        assert isinstance(r.chart, particles.AmbientChart) and r.lift.shape == (1, 2, 10, 4)
+    np.testing.assert_array_equal(raw[0].lift, raw[1].lift)
+    theta = np.asarray(raw[0].lift[0]) / np.linalg.norm(np.asarray(raw[0].lift[0]), axis=-1, keepdims=True)
+    assert float(np.max(np.abs(theta - np.asarray(x0)))) > 0.1  # the flow moved them
