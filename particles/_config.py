@@ -40,7 +40,8 @@ def save_times(t0: float, t1: float, ts=None, save_every=None) -> np.ndarray:
         out = check_times(ts)
     elif save_every is not None:
         save_every = check_float("save_every", save_every, positive=True)
-        out = np.append(np.arange(t0, t1, save_every), t1)
+        grid = np.arange(t0, t1, save_every)
+        out = np.append(grid[grid < t1], t1)  # arange can end a rounding error past t1
     else:
         out = np.linspace(t0, t1, NUM_SAVES)
     if out[0] < t0 or out[-1] > t1:

@@ -92,6 +92,32 @@ def random_transformer(
     return out
 
 
+def random_transformer_arguments(
+    d: int,
+    *,
+    t0: float,
+    t1: float,
+    layers=None,
+    weights=None,
+    mlp=None,
+    heads: int = 1,
+    weight_seed=0,
+    dtype=None,
+) -> dict:
+    """The keyword arguments of :func:`particles.simulate` for a random transformer, as the
+    command line and sweeps ask for one: Q, K, V from the ensemble ``weights`` (one draw
+    per layer, or per unit of time in the ODE) and, with ``mlp`` a width, a Kaiming GELU
+    MLP, both from ``weight_seed`` (:func:`random_transformer`); ``{}`` when neither is
+    asked for."""
+    if weights is None and mlp is None:
+        return {}
+    depth = layers or max(1, math.ceil(t1 - t0))
+    drawn = random_transformer(
+        weight_seed, d, layers=depth, heads=heads, ensemble=weights or "kaiming", mlp_width=mlp, dtype=dtype
+    )
+    return drawn if weights is not None else {"mlp": drawn["mlp"]}
+
+
 def random_norm(key, d: int, *, layers: int | None = None, scale: float = 0.1, dtype=None) -> dict:
     """Random gains and biases of a LayerNorm or RMSNorm, as keyword arguments of
     :func:`particles.simulate`: ``gamma`` = 1 + scale·N(0, 1) and ``bias`` = scale·N(0, 1),

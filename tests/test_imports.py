@@ -299,7 +299,6 @@ def test_benchmarks_have_no_import_cycles():
     assert not cycles, describe(cycles)
 
 
-@pytest.mark.xfail(strict=False, reason="issue 23: cycles being removed")
 def test_particles_has_no_import_cycles():
     graph = import_graph(ROOT / "particles", "particles")
     assert len(graph) > 20 and "particles._config" in graph["particles"]
@@ -307,7 +306,6 @@ def test_particles_has_no_import_cycles():
     assert not cycles, describe(cycles)
 
 
-@pytest.mark.xfail(strict=False, reason="issue 23: private helpers being made module-local or public")
 def test_particles_modules_import_no_private_names():
     found = private_imports(ROOT / "particles", "particles")
     assert not found, "private names imported from another module:\n" + "\n".join(found)
@@ -318,11 +316,6 @@ def test_experiments_use_public_names_only():
     assert not found, "private names of particles used:\n" + "\n".join(found)
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="issue 23: gram_accuracy.py uses particles._gram and sensitivity.py particles.sensitivity's "
-    "private helpers (compiled memory), which have no public names yet",
-)
 def test_benchmarks_use_public_names_only():
     found = private_uses(ROOT / "benchmarks")
     assert not found, "private names of particles used:\n" + "\n".join(found)

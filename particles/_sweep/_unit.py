@@ -3,7 +3,6 @@ solve) and one chunk of units, as pure functions: they run in this process or on
 Dask worker and write nothing."""
 
 import functools
-import math
 import warnings
 
 import diffrax
@@ -21,7 +20,7 @@ from .._solver import UnrolledTsit5
 from .._status import SimulationWarning, Status
 from ..schemes import get_scheme
 from ..sphere import normalize
-from ..weights import random_transformer
+from ..weights import random_transformer_arguments
 from ._grid import beta_groups
 
 
@@ -249,17 +248,10 @@ def chunk_dataset(cfg, units, indices):
 
 def _model_arguments(cfg, d, layers, dtype) -> dict:
     """make_problem's transformer arguments from the sweep's model settings: the norm,
-    the residual scaling and, from ``weight_seed``, random Q, K, V (one draw per layer,
-    or per unit time in the ODE) and a Kaiming MLP of the given width."""
+    the residual scaling and the random weights and MLP."""
     model = cfg.get("model", {})
-    out = {k: model[k] for k in ("norm", "residual") if k in model}
-    if "weights" in model or "mlp" in model:
-        depth = layers or max(1, math.ceil(cfg["t1"] - cfg["t0"]))
-        drawn = random_transformer(
-            model.get("weight_seed", 0), d, layers=depth, heads=model.get("heads", 1),
-            ensemble=model.get("weights", "kaiming"), mlp_width=model.get("mlp"), dtype=dtype,
-        )  # fmt: skip
-        if "weights" not in model:
-            drawn = {"mlp": drawn["mlp"]}
-        out.update(drawn)
-    return out
+    drawn = random_transformer_arguments(
+        d, t0=cfg["t0"], t1=cfg["t1"], layers=layers, weights=model.get("weights"), mlp=model.get("mlp"),
+        heads=model.get("heads", 1), weight_seed=model.get("weight_seed", 0), dtype=dtype,
+    )  # fmt: skip
+    return {**{k: model[k] for k in ("norm", "residual") if k in model}, **drawn}

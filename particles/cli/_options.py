@@ -4,14 +4,14 @@ random transformer."""
 
 import argparse
 
-import numpy as np
-
 from .._config import DEFAULTS, NUM_SAVES
+from .._model import KERNELS
 from ..schemes import SCHEMES
 
 INIT_HELP = "uniform | gaussian | equiangular:RHO | FILE.npy (an (n, d) array)"
 
 
+ATTENTION_HELP = " | ".join(KERNELS)  # the attention kernels (particles/_model/kernel.py)
 SCHEME_HELP = ", ".join(SCHEMES)
 
 
@@ -87,18 +87,12 @@ class Parser(argparse.ArgumentParser):
 
 def transformer_arguments(args, d, dtype) -> dict:
     """simulate's layers, norm, residual and (drawn from --weight-seed) weights and MLP."""
-    import particles
+    from ..weights import random_transformer_arguments
 
-    out = {"layers": args.layers, "norm": args.norm, "residual": args.residual}
-    if args.weights is None and args.mlp is None:
-        if args.heads != 1:
-            raise ValueError("--heads applies to random weights: give --weights kaiming|gaussian|goe")
-        return out
-    depth = args.layers or max(1, int(np.ceil(args.t1 - args.t0)))
-    drawn = particles.random_transformer(
-        args.weight_seed, d, layers=depth, heads=args.heads, ensemble=args.weights or "kaiming",
-        mlp_width=args.mlp, dtype=dtype,
+    if args.weights is None and args.mlp is None and args.heads != 1:
+        raise ValueError("--heads applies to random weights: give --weights kaiming|gaussian|goe")
+    drawn = random_transformer_arguments(
+        d, t0=args.t0, t1=args.t1, layers=args.layers, weights=args.weights, mlp=args.mlp, heads=args.heads,
+        weight_seed=args.weight_seed, dtype=dtype,
     )  # fmt: skip
-    if args.weights is None:
-        drawn = {"mlp": drawn["mlp"]}
-    return {**out, **drawn}
+    return {"layers": args.layers, "norm": args.norm, "residual": args.residual, **drawn}

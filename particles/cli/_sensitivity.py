@@ -6,6 +6,7 @@ import time
 import numpy as np
 
 from ._options import (
+    ATTENTION_HELP,
     INIT_HELP,
     SCHEME_HELP,
     solver_options,
@@ -27,7 +28,7 @@ def _sensitivity_common(p, n, d, t1):
     time_options(p, t1)
     p.add_argument("--seed", type=int, default=0, help="seed of the initial tokens")
     p.add_argument("--init", default="uniform", help=INIT_HELP)
-    p.add_argument("--attention", default="softmax", help="softmax | usa")
+    p.add_argument("--attention", default="softmax", help=ATTENTION_HELP)
     p.add_argument("--tau", type=float, default=None, help="mix: switch time from post to pre")
     p.add_argument("--alpha", type=float, default=None, help="ngpt: step scale alpha")
     p.add_argument("--out", default=None, help="write the table to this NetCDF file")

@@ -6,6 +6,7 @@ import time
 import numpy as np
 
 from ._options import (
+    ATTENTION_HELP,
     INIT_HELP,
     PAIRS,
     SCHEME_HELP,
@@ -27,7 +28,7 @@ def simulate_parser(sub):
     time_options(p, 20.0)
     p.add_argument("--seed", type=int, default=0, help="seed of the initial tokens (and of the noise)")
     p.add_argument("--init", default="uniform", help=INIT_HELP)
-    p.add_argument("--attention", default="softmax", help="softmax | usa")
+    p.add_argument("--attention", default="softmax", help=ATTENTION_HELP)
     p.add_argument("--causal", action="store_true", help="causal mask (token i attends to j <= i)")
     solver_options(p)
     transformer_options(p)

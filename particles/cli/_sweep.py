@@ -5,6 +5,7 @@ import numpy as np
 from .._status import STATUS_LEGEND
 from ..analysis import OBSERVABLES
 from ._options import (
+    ATTENTION_HELP,
     INIT_HELP,
     SCHEME_HELP,
     check_noise,
@@ -67,7 +68,7 @@ def sweep_parser(sub):
     p.add_argument(
         "--init", default="uniform", help=INIT_HELP + "; a file gives the same tokens to every seed"
     )
-    p.add_argument("--attention", default="softmax", help="softmax | usa")
+    p.add_argument("--attention", default="softmax", help=ATTENTION_HELP)
     p.add_argument(
         "--noise", default=None,
         help="noise D of the SDE on the sphere: one value or a list (needs --step-size; paths from each seed)",
