@@ -40,6 +40,18 @@ from ._unit import check_units
 __all__ = ["FORMAT", "MANIFEST", "chunk_path", "open_sweep", "sweep", "units_of"]
 
 
+def _check_arguments(cfg, attention, scheme_params, chunk_size):
+    """The checks of :func:`sweep` that :func:`sweep_config` leaves: the attention kernel,
+    every scheme parameter value against each scheme that takes it, the chunk size."""
+    check_choice("attention", attention, tuple(KERNELS))
+    for scheme in cfg["axes"]["scheme"]["values"]:  # parameter values valid for each scheme
+        for key in scheme_params:
+            if key in scheme_parameters(SCHEMES[scheme]):
+                for v in cfg["axes"][key]["values"]:
+                    get_scheme(scheme, **{key: v})
+    return None if chunk_size is None else check_int("chunk_size", chunk_size, minimum=1)
+
+
 def sweep(
     out,
     *,
@@ -158,14 +170,7 @@ def sweep(
             norm=norm, mlp=mlp, residual=residual, weights=weights, heads=heads, weight_seed=weight_seed
         ),
     )
-    check_choice("attention", attention, tuple(KERNELS))
-    for scheme in cfg["axes"]["scheme"]["values"]:  # parameter values valid for each scheme
-        for key in scheme_params:
-            if key in scheme_parameters(SCHEMES[scheme]):
-                for v in cfg["axes"][key]["values"]:
-                    get_scheme(scheme, **{key: v})
-    if chunk_size is not None:
-        chunk_size = check_int("chunk_size", chunk_size, minimum=1)
+    chunk_size = _check_arguments(cfg, attention, scheme_params, chunk_size)
     out = os.fspath(out)
     units, _ = units_of(cfg)
     check_units(cfg, units)  # every argument is refused before the store is created
