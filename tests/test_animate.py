@@ -8,7 +8,8 @@ from PIL import Image
 
 import particles
 from particles import analysis
-from particles.animate import PROJECTION, _principal_coordinates, figure
+from particles._animation import _principal_coordinates
+from particles.animate import PROJECTION, figure
 from particles.cli import main
 
 TS = np.linspace(0.0, 3.0, 8)

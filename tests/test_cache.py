@@ -25,7 +25,7 @@ def test_cli_fills_the_cache_unless_switched_off(tmp_path):
     subprocess.run(cmd, env=env, check=True, capture_output=True, timeout=300)
     entries = os.listdir(tmp_path / "on" / "particles" / "jax")
     # the solve itself is cached (it would not be if it contained host callbacks)
-    assert any(name.startswith("jit__solve") for name in entries), entries
+    assert any(name.startswith("jit_solve_ode") for name in entries), entries
     # --no-cache: no cache folder (a bad --init makes it exit before compiling anything)
     env["XDG_CACHE_HOME"] = str(tmp_path / "off")
     out = subprocess.run([*cmd[:3], "--no-cache", *cmd[3:], "--init", "bogus"], env=env, capture_output=True)
@@ -42,5 +42,5 @@ def test_python_api_uses_the_cache_when_opted_in(tmp_path):
         )
         env.pop("PARTICLES_NO_CACHE", None)
         subprocess.run([sys.executable, "-c", script], env=env, check=True, capture_output=True, timeout=300)
-    assert any(name.startswith("jit__solve") for name in os.listdir(tmp_path / "on" / "particles" / "jax"))
+    assert any(name.startswith("jit_solve_ode") for name in os.listdir(tmp_path / "on" / "particles" / "jax"))
     assert not (tmp_path / "off" / "particles").exists()
