@@ -40,17 +40,8 @@ def write_animation(
     components: int = 2,
     dpi: int = 100,
 ) -> str:
-    """Write an animation of a trajectory to ``out`` (``.gif``, or ``.mp4`` when ffmpeg
-    is on PATH) and return its path: one frame per save, the tokens on the unit circle
-    (d = 2), the unit sphere (d = 3) or, for d > 3, projected on the top ``components``
-    (2 or 3) principal directions of all their saved directions, coloured by cluster
-    (⟨θ_i, θ_j⟩ ≥ 1 − ``delta``), beside the mean cosine against time.
-
-    ``trajectory``: a function returning the :class:`~particles.Trajectory` (called
-    once the other arguments are checked). ``sample`` picks one trajectory of a batch (the index in
-    the flattened batch, the ``sample`` dimension of the file). Saves a failed
-    trajectory did not reach (NaN) are left out. The file is written atomically.
-    """
+    """:func:`particles.animate.animate` for the trajectory that ``trajectory()`` returns
+    (called once the other arguments are checked)."""
     out = os.fspath(out)
     suffix = os.path.splitext(out)[1].lower()
     if suffix not in WRITERS:
