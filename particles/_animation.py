@@ -1,17 +1,7 @@
 """The drawing behind :mod:`particles.animate` and :meth:`particles.Trajectory.animate`,
 for a trajectory in memory (the public module reads files too).
 
-Animations of a trajectory: one frame per save, the tokens' directions θ_i on the
-circle (d = 2), on the sphere (d = 3), or projected on their top principal directions
-(d > 3), coloured by cluster, beside the mean cosine against time.
-
-A cluster is a connected component of the graph {⟨θ_i, θ_j⟩ ≥ 1 − δ} at that frame
-(:func:`particles.analysis.cluster_labels`, MODEL.md §4); tokens alone in their
-component are grey, the others take one colour per cluster, kept from frame to frame
-(a component is named by its smallest token index, so a cluster keeps its colour until
-it merges into one with a smaller index).
-
-matplotlib is imported when a function here is called, never with ``particles``.
+What the frames show is described in :mod:`particles.animate`. matplotlib is imported when a function here is called, never with ``particles``.
 """
 
 import dataclasses
