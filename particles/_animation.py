@@ -1,7 +1,8 @@
 """The drawing behind :mod:`particles.animate` and :meth:`particles.Trajectory.animate`,
 for a trajectory in memory (the public module reads files too).
 
-What the frames show is described in :mod:`particles.animate`. matplotlib is imported when a function here is called, never with ``particles``.
+What the frames show is described in :mod:`particles.animate`. matplotlib is
+imported when a function here is called, never with ``particles``.
 """
 
 import dataclasses
