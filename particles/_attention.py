@@ -17,10 +17,9 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float
 
-from ._model import KERNELS, AbstractKernel, AbstractPosition, as_kernel, as_position
+from ._model import AbstractKernel, AbstractPosition, Causal, as_kernel, as_position
 from .kernels import PRECISION, identity_mix, mix
 
-ATTENTION_KINDS = tuple(KERNELS)
 HEAD_REDUCTIONS = ("sum", "mean")
 
 
@@ -77,7 +76,7 @@ class Attention(eqx.Module):
     @property
     def causal(self) -> bool:
         """Whether the position part is the causal mask (for the record)."""
-        return self.position.name == "causal"
+        return isinstance(self.position, Causal)
 
     @property
     def identity_weights(self) -> bool:

@@ -9,8 +9,6 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float, Int
 
-from ._io import TMP_PREFIX as TMP_PREFIX
-from ._io import atomic_path as atomic_path
 from ._io import is_trajectory_file, not_a_trajectory, write_atomic
 from ._status import STATUS_MEANINGS, STATUS_VALUES
 from .sphere import normalize
