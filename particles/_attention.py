@@ -101,6 +101,11 @@ class Attention(eqx.Module):
 
         return tuple(select(w) for w in (self.Q, self.K, self.V))
 
+    def with_beta(self, beta) -> "Attention":
+        """The same attention at inverse temperature ``beta`` (a batch's slice, or its
+        padded copy across devices)."""
+        return eqx.tree_at(lambda a: a.beta, self, beta)
+
     def at_layer(self, layer) -> "Attention":
         """The attention of layer ``layer`` (an int or a traced integer; past the last
         layer of weights, the last one), with that layer's weights alone."""

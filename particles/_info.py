@@ -6,7 +6,7 @@ import math
 import os
 
 from ._io import TMP_PREFIX, is_trajectory_file, not_a_trajectory
-from ._sweep import MANIFEST, chunk_path, units_of
+from ._sweep import MANIFEST, SweepConfig, chunk_path, units_of
 
 
 def is_sweep_store(path) -> bool:
@@ -64,13 +64,12 @@ def _sweep_info(path) -> str:
     try:
         with open(os.path.join(path, MANIFEST)) as f:
             stored = json.load(f)
-        cfg, chunk_size = stored["config"], stored["chunk_size"]
+        cfg, chunk_size = SweepConfig.from_json(stored["config"]), stored["chunk_size"]
         units, _ = units_of(cfg)
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise ValueError(f"path={path!r}: cannot read its {MANIFEST} ({e!r})") from None
-    axes = cfg["axes"]
-    swept = [f"{k}: {len(v['values'])} ({_values(v['values'])})" for k, v in axes.items() if v["swept"]]
-    fixed = [f"{k}={_values(v['values'])}" for k, v in axes.items() if not v["swept"]]
+    swept = [f"{k}: {len(a.values)} ({_values(a.values)})" for k, a in cfg.axes.items() if a.swept]
+    fixed = [f"{k}={_values(a.values)}" for k, a in cfg.axes.items() if not a.swept]
     num_chunks = math.ceil(len(units) / chunk_size)
     done = sum(os.path.isfile(chunk_path(path, k)) for k in range(num_chunks))
     files = [os.path.join(path, name) for name in os.listdir(path) if not name.startswith(TMP_PREFIX)]
@@ -78,31 +77,31 @@ def _sweep_info(path) -> str:
     progress = f"{done} / {num_chunks} chunks done ({len(units)} units, {chunk_size} per chunk)"
     if done < num_chunks:
         progress += "; rerun the same sweep to finish it"
-    solve = cfg.get("solve", {})
+    solve = cfg.solve
     settings = [
-        cfg["dtype"],
-        f"init {cfg['init']}",
-        f"delta {cfg['delta']:g}",
-        f"attention {solve.get('attention', '?')}",
-        f"rtol {solve.get('rtol', float('nan')):g}",
-        f"atol {solve.get('atol', float('nan')):g}",
+        cfg.dtype,
+        f"init {cfg.init}",
+        f"delta {cfg.delta:g}",
+        f"attention {solve.attention}",
+        f"rtol {solve.rtol:g}",
+        f"atol {solve.atol:g}",
     ]
-    if "step_size" in solve:  # constant steps (noise: the Heun SDE solver)
-        settings.append(f"step_size {solve['step_size']:g}" + (", Heun" if "noise" in cfg["axes"] else ""))
-    if cfg.get("stop_at_collapse"):
+    if solve.step_size is not None:  # constant steps (noise: the Heun SDE solver)
+        settings.append(f"step_size {solve.step_size:g}" + (", Heun" if "noise" in cfg.axes else ""))
+    if cfg.stop_at_collapse:
         settings.append("stop at collapse")
-    ts = cfg["ts"]
-    within = f" from {ts[0]:g} to {ts[-1]:g}" if (ts[0], ts[-1]) != (cfg["t0"], cfg["t1"]) else ""
+    ts = cfg.ts
+    within = f" from {ts[0]:g} to {ts[-1]:g}" if (ts[0], ts[-1]) != (cfg.t0, cfg.t1) else ""
     rows = [
         ("swept", "; ".join(swept)),
         ("fixed", ", ".join(fixed) or "none"),
-        ("times", f"t = {cfg['t0']:g} .. {cfg['t1']:g}, {len(ts)} saves{within}"),
-        ("observables", ", ".join(cfg["observables"]) + " (and collapse_time, t_stop, status)"),
+        ("times", f"t = {cfg.t0:g} .. {cfg.t1:g}, {len(ts)} saves{within}"),
+        ("observables", ", ".join(cfg.observables) + " (and collapse_time, t_stop, status)"),
         ("settings", ", ".join(settings)),
         ("progress", progress),
         ("size", f"{_size(nbytes)} in {len(files)} files"),
     ]
-    return _lines(f"sweep store {path} ({cfg.get('format', '?')})", rows)
+    return _lines(f"sweep store {path} ({cfg.format})", rows)
 
 
 def _trajectory_info(path) -> str:

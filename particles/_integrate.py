@@ -38,7 +38,7 @@ def _shard(coords, r0, att, key, sharding):
     per_trajectory = key is not None and key.ndim > 0
     arrays = [coords, r0, att.beta, *([key] if per_trajectory else [])]
     (coords, r0, beta, *keys), size = shard_batch(arrays, sharding)
-    att = eqx.tree_at(lambda a: a.beta, att, beta)
+    att = att.with_beta(beta)
     return coords, r0, att, keys[0] if per_trajectory else key, size
 
 

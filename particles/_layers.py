@@ -110,7 +110,7 @@ def integrate_layers(problem, config):
     sharding = batch_sharding() if config.shard and problem.batch_shape else None
     if sharding is not None:
         (x0, beta), size = shard_batch([x0, att.beta], sharding)
-        att = eqx.tree_at(lambda a: a.beta, att, beta)
+        att = att.with_beta(beta)
     start = time.perf_counter()
     saves = _scan_layers(
         x0, problem.scheme, att, problem.norm, problem.mlp, jnp.asarray(t0, dtype), jnp.asarray(h, dtype),

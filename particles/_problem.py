@@ -76,6 +76,14 @@ class Problem(eqx.Module):
         own = [t for t in self.scheme.jump_times() if self.t0 < t < self.t1]
         return sorted(set(self.attention.layer_jumps(self.t0, self.t1)) | set(own))
 
+    def with_start(self, x0, beta) -> "Problem":
+        """The same problem from tokens ``x0`` at inverse temperature ``beta`` (e.g. one
+        trajectory of a batch)."""
+        return eqx.tree_at(lambda p: p.x0, self, x0).with_attention(self.attention.with_beta(beta))
+
+    def with_attention(self, attention: Attention) -> "Problem":
+        return eqx.tree_at(lambda p: p.attention, self, attention)
+
     def describe(self) -> dict:
         """The problem as plain values (for a Trajectory's ``config``)."""
         att = self.attention

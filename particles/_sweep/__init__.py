@@ -33,21 +33,21 @@ from .._model import KERNELS
 from .._validate import check_choice, check_int
 from ..schemes import SCHEMES, check_keywords, get_scheme, scheme_parameters
 from ._executor import computed_chunks
-from ._grid import FORMAT, sweep_config, units_of
+from ._grid import FORMAT, SweepConfig, sweep_config, units_of
 from ._store import MANIFEST, chunk_path, open_store, open_sweep
 from ._unit import check_units
 
-__all__ = ["FORMAT", "MANIFEST", "chunk_path", "open_sweep", "sweep", "units_of"]
+__all__ = ["FORMAT", "MANIFEST", "SweepConfig", "chunk_path", "open_sweep", "sweep", "units_of"]
 
 
 def _check_arguments(cfg, attention, scheme_params, chunk_size):
     """The checks of :func:`sweep` that :func:`sweep_config` leaves: the attention kernel,
     every scheme parameter value against each scheme that takes it, the chunk size."""
     check_choice("attention", attention, tuple(KERNELS))
-    for scheme in cfg["axes"]["scheme"]["values"]:  # parameter values valid for each scheme
+    for scheme in cfg.values("scheme"):  # parameter values valid for each scheme
         for key in scheme_params:
             if key in scheme_parameters(SCHEMES[scheme]):
-                for v in cfg["axes"][key]["values"]:
+                for v in cfg.values(key):
                     get_scheme(scheme, **{key: v})
     return None if chunk_size is None else check_int("chunk_size", chunk_size, minimum=1)
 

@@ -1,6 +1,7 @@
 """The grid of a sweep: validated axes, save times, and the distinct units
 (scheme, parameters, n, d, beta) with the index of each grid point's unit."""
 
+import dataclasses
 import itertools
 from typing import NamedTuple
 
@@ -51,9 +52,93 @@ def _tokens(name, value):
     return n
 
 
-def sweep_config(**kw):
-    """Validate the sweep arguments into a JSON-serialisable configuration."""
-    cfg = {"format": FORMAT}
+class Axis(NamedTuple):
+    """One axis of the grid: its values, and whether it is swept (a labelled dim) or fixed."""
+
+    values: list
+    swept: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class SweepSolve:
+    """How each unit is solved: the attention kernel, the tolerances, constant steps
+    (``step_size``; None: adaptive), the Gram flow, and how many betas one solve takes."""
+
+    attention: str
+    rtol: float
+    atol: float
+    max_steps: int
+    gram: bool = False
+    step_size: float | None = None
+    beta_group: int = 1
+
+    def options(self) -> dict:
+        """The :class:`~particles.SolveConfig` settings."""
+        return dict(
+            rtol=self.rtol, atol=self.atol, max_steps=self.max_steps, gram=self.gram, step_size=self.step_size
+        )
+
+    def to_json(self) -> dict:
+        out = {"attention": self.attention, "rtol": self.rtol, "atol": self.atol, "max_steps": self.max_steps}
+        if self.gram:  # absent by default: stores written before it resume
+            out["gram"] = True
+        if self.step_size is not None:  # constant steps (absent: adaptive, as in earlier stores)
+            out["step_size"] = self.step_size
+        out["beta_group"] = self.beta_group
+        return out
+
+
+@dataclasses.dataclass(frozen=True)
+class SweepConfig:
+    """A validated sweep: the axes of the grid (seed last), the save times, what is
+    observed, the initial tokens, the dtype, how units are solved, and the transformer
+    settings that differ from the defaults. Stored as JSON in the store's manifest
+    (:meth:`to_json`; the same JSON resumes the same sweep)."""
+
+    axes: dict  # name -> Axis, in the grid's order
+    t0: float
+    t1: float
+    ts: list
+    observables: list
+    delta: float
+    stop_at_collapse: bool
+    init: object
+    dtype: str
+    solve: SweepSolve
+    model: dict = dataclasses.field(default_factory=dict)
+    format: str = FORMAT
+
+    def values(self, name: str) -> list:
+        return self.axes[name].values
+
+    def to_json(self) -> dict:
+        out = {
+            "format": self.format,
+            "axes": {k: {"values": a.values, "swept": a.swept} for k, a in self.axes.items()},
+        }
+        out.update(t0=self.t0, t1=self.t1, ts=self.ts, observables=self.observables, delta=self.delta)
+        out.update(stop_at_collapse=self.stop_at_collapse, init=self.init, dtype=self.dtype)
+        out["solve"] = self.solve.to_json()
+        if self.model:
+            out["model"] = self.model
+        return out
+
+    @classmethod
+    def from_json(cls, cfg: dict) -> "SweepConfig":
+        return cls(
+            axes={k: Axis(v["values"], v["swept"]) for k, v in cfg["axes"].items()},
+            **{
+                k: cfg[k]
+                for k in ("t0", "t1", "ts", "observables", "delta", "stop_at_collapse", "init", "dtype")
+            },
+            solve=SweepSolve(**cfg["solve"]),
+            model=cfg.get("model", {}),
+            format=cfg["format"],
+        )
+
+
+def sweep_config(**kw) -> SweepConfig:
+    """Validate the sweep arguments into a :class:`SweepConfig`."""
     axes = {}
     axes["scheme"] = _axis("schemes", kw["schemes"], _scheme_name)
     for key, value in sorted(kw["scheme_params"].items()):
@@ -72,36 +157,25 @@ def sweep_config(**kw):
     if isinstance(seeds, (int, np.integer)) and not isinstance(seeds, bool):
         seeds = list(range(check_int("seeds", seeds, minimum=1)))
     axes["seed"] = (_axis("seeds", list(seeds), check_int)[0], True)
-    cfg["axes"] = {k: {"values": v, "swept": s} for k, (v, s) in axes.items()}
     t0, t1 = check_float("t0", kw["t0"]), check_float("t1", kw["t1"])
     ts = kw["ts"]
     if "layers" in axes and ts is None and kw["save_every"] is None:  # every layer of the shallowest stack
         ts = np.linspace(t0, t1, min(axes["layers"][0]) + 1)
     ts = save_times(t0, t1, ts=ts, save_every=kw["save_every"])
-    cfg.update(t0=t0, t1=t1, ts=ts.tolist())
-    cfg["observables"] = list(analysis.check_observables(kw["observables"]))
+    observables = list(analysis.check_observables(kw["observables"]))
     delta = check_float("delta", kw["delta"], positive=True)
-    cfg.update(delta=delta, stop_at_collapse=bool(kw["stop_at_collapse"]), init=init.check_spec(kw["init"]))
-    cfg["dtype"] = check_dtype(kw["dtype"]).name
-    solve = SolveConfig(
-        rtol=kw["rtol"],
-        atol=kw["atol"],
-        max_steps=kw["max_steps"],
-        step_size=kw.get("step_size"),
-        gram=kw.get("gram", False),
+    stop, spec, dtype = (
+        bool(kw["stop_at_collapse"]),
+        init.check_spec(kw["init"]),
+        check_dtype(kw["dtype"]).name,
     )
-    cfg["solve"] = {
-        "attention": kw["attention"],
-        "rtol": solve.rtol,
-        "atol": solve.atol,
-        "max_steps": solve.max_steps,
-        **({"gram": True} if solve.gram else {}),  # absent by default: stores written before it resume
-    }
-    if solve.step_size is not None:  # constant steps (absent: adaptive, as in earlier stores)
-        cfg["solve"]["step_size"] = solve.step_size
-    cfg["solve"]["beta_group"] = beta_group(
+    solve = SolveConfig(
+        rtol=kw["rtol"], atol=kw["atol"], max_steps=kw["max_steps"], step_size=kw.get("step_size"),
+        gram=kw.get("gram", False),
+    )  # fmt: skip
+    group = beta_group(
         len(axes["beta"][0]), len(axes["seed"][0]),
-        grouped=solve.step_size is None and not solve.gram and not kw["stop_at_collapse"]
+        grouped=solve.step_size is None and not solve.gram and not stop
         and "layers" not in axes and "noise" not in axes,
     )  # fmt: skip
     if any(axes.get("noise", ([0.0],))[0]):
@@ -109,10 +183,21 @@ def sweep_config(**kw):
             raise ValueError("noise > 0 needs constant steps: give step_size")
         if "layers" in axes:
             raise ValueError("noise applies to the ODE mode (continuous depth), not to layers=L")
-    model = _model(kw.get("model") or {})
-    if model:
-        cfg["model"] = model
-    return cfg
+    return SweepConfig(
+        axes={k: Axis(*v) for k, v in axes.items()},
+        t0=t0,
+        t1=t1,
+        ts=ts.tolist(),
+        observables=observables,
+        delta=delta,
+        stop_at_collapse=stop,
+        init=spec,
+        dtype=dtype,
+        solve=SweepSolve(
+            kw["attention"], solve.rtol, solve.atol, solve.max_steps, solve.gram, solve.step_size, group
+        ),
+        model=_model(kw.get("model") or {}),
+    )
 
 
 def beta_group(num_betas: int, num_seeds: int, grouped: bool = True) -> int:
@@ -129,12 +214,12 @@ def beta_group(num_betas: int, num_seeds: int, grouped: bool = True) -> int:
     return -(-num_betas // groups)
 
 
-def beta_groups(cfg, units) -> list[list[int]]:
+def beta_groups(cfg: SweepConfig, units) -> list[list[int]]:
     """The solves of a sweep: lists of unit indices that differ only in beta, at most
-    ``cfg["solve"]["beta_group"]`` each, taken in order along the beta axis. A function of
+    ``cfg.solve.beta_group`` each, taken in order along the beta axis. A function of
     the grid alone, so every chunking solves the same groups (a chunk that holds part of
     a group solves all of it and keeps its own units)."""
-    size = cfg["solve"].get("beta_group", 1)
+    size = cfg.solve.beta_group
     lines = {}
     for i, unit in enumerate(units):
         lines.setdefault(unit.without_beta(), []).append(i)
@@ -158,11 +243,11 @@ class Unit(NamedTuple):
         return self._replace(beta=None)
 
 
-def units_of(cfg):
+def units_of(cfg: SweepConfig):
     """The distinct units (scheme, params, n, d, beta, layers, noise) of the grid, and for every grid
     point (in the order of the axes, seed excluded) the index of its unit. A scheme
     parameter that a scheme does not take does not make new units for it."""
-    axes = {k: v["values"] for k, v in cfg["axes"].items() if k != "seed"}
+    axes = {k: a.values for k, a in cfg.axes.items() if k != "seed"}
     params = [k for k in axes if k not in ("scheme", "n", "d", "beta", "layers", "noise")]
     units, index = [], {}
     grid = np.empty([len(v) for v in axes.values()], dtype=np.int64)

@@ -8,7 +8,7 @@ import os
 import numpy as np
 
 from .._io import MANIFEST, TMP_PREFIX, atomic_path
-from ._grid import units_of
+from ._grid import SweepConfig, units_of
 
 
 def chunk_path(out, k):
@@ -37,9 +37,9 @@ def open_store(out, cfg, chunk_size, num_units):
                 stored = json.load(f)
         except (OSError, ValueError) as e:
             raise ValueError(f"out={out!r}: cannot read {MANIFEST} ({e}); {start_fresh}") from None
-        old = stored.get("config", {})
-        if old != cfg:
-            keys = sorted(k for k in set(old) | set(cfg) if old.get(k) != cfg.get(k))
+        old, new = stored.get("config", {}), cfg.to_json()
+        if old != new:
+            keys = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
             raise ValueError(
                 f"out={out!r} holds a sweep with a different configuration (differs in: "
                 f"{', '.join(keys)}); {start_fresh}"
@@ -61,11 +61,11 @@ def open_store(out, cfg, chunk_size, num_units):
         # 16 chunks: each NetCDF write took ~40 ms on the 2-core machine, and the full phase
         # diagram had 135 chunks (~5 s of writes by that count); a resume redoes at most 1/16.
         # A multiple of the beta groups, so that no group is solved by two chunks.
-        group = cfg["solve"].get("beta_group", 1)
+        group = cfg.solve.beta_group
         chunk_size = group * max(1, math.ceil(num_units / 16 / group))
     try:
         os.makedirs(out, exist_ok=True)
-        _write_json_atomic({"config": cfg, "chunk_size": chunk_size}, manifest)
+        _write_json_atomic({"config": cfg.to_json(), "chunk_size": chunk_size}, manifest)
     except OSError as e:
         raise ValueError(
             f"out={out!r}: cannot write there ({e.strerror}); choose a writable location"
@@ -85,7 +85,7 @@ def open_sweep(path):
         raise ValueError(f"path={path!r} is not a sweep store (no {MANIFEST})")
     with open(manifest) as f:
         stored = json.load(f)
-    cfg, chunk_size = stored["config"], stored["chunk_size"]
+    cfg, chunk_size = SweepConfig.from_json(stored["config"]), stored["chunk_size"]
     units, grid = units_of(cfg)
     num_chunks = math.ceil(len(units) / chunk_size)
     missing = [k for k in range(num_chunks) if not os.path.isfile(chunk_path(path, k))]
@@ -98,15 +98,17 @@ def open_sweep(path):
         with xr.open_dataset(chunk_path(path, k), engine="h5netcdf") as ds:
             parts.append(ds.load())
     per_unit = xr.concat(parts, dim="unit")
-    axes = {k: v["values"] for k, v in cfg["axes"].items() if k != "seed"}
+    axes = {k: a.values for k, a in cfg.axes.items() if k != "seed"}
     dims = tuple(axes)
     data = {}
     for name, var in per_unit.data_vars.items():
         values = var.values[grid]  # (*grid, [seed, [time]])
         data[name] = (dims + var.dims[1:], values)
     coords = {k: np.asarray(v) for k, v in axes.items()}
-    coords["seed"] = np.asarray(cfg["axes"]["seed"]["values"])
-    coords["time"] = np.asarray(cfg["ts"], dtype=per_unit["t_stop"].dtype)
-    ds = xr.Dataset(data, coords=coords, attrs={"config": json.dumps(cfg), "chunk_size": chunk_size})
-    fixed = [k for k, v in cfg["axes"].items() if not v["swept"]]
+    coords["seed"] = np.asarray(cfg.values("seed"))
+    coords["time"] = np.asarray(cfg.ts, dtype=per_unit["t_stop"].dtype)
+    ds = xr.Dataset(
+        data, coords=coords, attrs={"config": json.dumps(cfg.to_json()), "chunk_size": chunk_size}
+    )
+    fixed = [k for k, a in cfg.axes.items() if not a.swept]
     return ds.squeeze(fixed)

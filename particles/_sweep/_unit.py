@@ -60,8 +60,8 @@ def solve_group(cfg, group, size=None):
     n, d = group[0].n, group[0].d
     betas = [unit.beta for unit in group]
     betas += betas[-1:] * ((size or len(betas)) - len(betas))
-    seeds = cfg["axes"]["seed"]["values"]
-    x0 = _initial_tokens(cfg["init"], tuple(seeds), n, d, jnp.dtype(cfg["dtype"]).name)
+    seeds = cfg.values("seed")
+    x0 = _initial_tokens(cfg.init, tuple(seeds), n, d, cfg.dtype)
     if len(betas) == 1:
         return [_solve(cfg, group[0], x0, betas[0])]
     x0 = jnp.tile(x0, (len(betas), 1, 1))
@@ -77,20 +77,20 @@ def _solve(cfg, unit, x0, beta):
     """The solve of :func:`solve_group`: tokens ``x0`` (batch, n, d), ``beta`` a scalar
     or one per trajectory; the other settings from ``unit``."""
     scheme, params, d, layers, noise = unit.scheme, unit.params, unit.d, unit.layers, unit.noise
-    dtype = jnp.dtype(cfg["dtype"])
-    seeds, ts = cfg["axes"]["seed"]["values"], np.asarray(cfg["ts"])
-    delta = cfg["delta"]
+    dtype = jnp.dtype(cfg.dtype)
+    seeds, ts = cfg.values("seed"), np.asarray(cfg.ts)
+    delta = cfg.delta
     problem = make_problem(
-        x0, get_scheme(scheme, **dict(params)), beta=beta, t0=cfg["t0"], t1=cfg["t1"], dtype=dtype,
-        attention=cfg["solve"]["attention"], layers=layers, **_model_arguments(cfg, d, layers, dtype),
+        x0, get_scheme(scheme, **dict(params)), beta=beta, t0=cfg.t0, t1=cfg.t1, dtype=dtype,
+        attention=cfg.solve.attention, layers=layers, **_model_arguments(cfg, d, layers, dtype),
         **_noise_arguments(noise, seeds),
     )  # fmt: skip
     config = SolveConfig(
-        ts=ts, stop_at_collapse=delta if cfg["stop_at_collapse"] else None,
-        solver=diffrax.Heun() if "noise" in cfg["axes"] else None,  # Stratonovich; for D = 0 too
-        **{k: v for k, v in cfg["solve"].items() if k not in ("attention", "beta_group")},
+        ts=ts, stop_at_collapse=delta if cfg.stop_at_collapse else None,
+        solver=diffrax.Heun() if "noise" in cfg.axes else None,  # Stratonovich; for D = 0 too
+        **cfg.solve.options(),
     )  # fmt: skip
-    names = analysis.check_observables(cfg["observables"])
+    names = analysis.check_observables(cfg.observables)
     if "energy" in names:
         for b in np.ravel(beta):
             analysis.check_energy_beta(b)  # under jit, beta = 0 would give inf, not an error
@@ -105,7 +105,7 @@ def _solve(cfg, unit, x0, beta):
             return out
     batch = len(x0)
     if problem.layers is None:  # the observables computed at each save, inside the solve
-        return _solve_observed(problem, config, names, delta, ts, cfg["t1"], dtype)
+        return _solve_observed(problem, config, names, delta, ts, cfg.t1, dtype)
     with warnings.catch_warnings():  # failed seeds are recorded in the status variable
         warnings.simplefilter("ignore", SimulationWarning)
         saves = integrate(
@@ -123,7 +123,7 @@ def _solve(cfg, unit, x0, beta):
         full = np.full((batch, len(ts)), np.nan, dtype=dtype)
         full[:, :k] = np.where(missing, np.nan, np.asarray(v))
         out[name] = full
-    return _finish(out, collapse, saves.status, saves.stats.get("t_stop", cfg["t1"]), dtype)
+    return _finish(out, collapse, saves.status, saves.stats.get("t_stop", cfg.t1), dtype)
 
 
 def _solve_observed(problem, config, names, delta, ts, t1, dtype):
@@ -201,21 +201,20 @@ def check_units(cfg, units) -> None:
     beta, with all its betas and the tokens of the first seed, so that every argument
     (the initial tokens of ``init`` for each n and d, norm, residual, weights, logit
     range, ...) is refused with its one-line message before the store is created."""
-    dtype = jnp.dtype(cfg["dtype"])
-    seeds = cfg["axes"]["seed"]["values"]
+    dtype = jnp.dtype(cfg.dtype)
+    seeds = cfg.values("seed")
     lines = {}
     for unit in units:
         lines.setdefault(unit.without_beta(), []).append(unit.beta)
-    config = {k: v for k, v in cfg["solve"].items() if k not in ("attention", "beta_group")}
-    SolveConfig(ts=np.asarray(cfg["ts"]), **config)
-    names = analysis.check_observables(cfg["observables"])
-    with precision(cfg["dtype"]):
+    SolveConfig(ts=np.asarray(cfg.ts), **cfg.solve.options())
+    names = analysis.check_observables(cfg.observables)
+    with precision(cfg.dtype):
         for (scheme, params, n, d, _, layers, noise), betas in lines.items():
-            x0 = _initial_tokens(cfg["init"], tuple(seeds), n, d, dtype.name)[:1]
+            x0 = _initial_tokens(cfg.init, tuple(seeds), n, d, dtype.name)[:1]
             make_problem(
                 jnp.tile(x0, (len(betas), 1, 1)), get_scheme(scheme, **dict(params)),
-                beta=np.asarray(betas, np.float64), t0=cfg["t0"], t1=cfg["t1"], dtype=dtype,
-                attention=cfg["solve"]["attention"], layers=layers, **_model_arguments(cfg, d, layers, dtype),
+                beta=np.asarray(betas, np.float64), t0=cfg.t0, t1=cfg.t1, dtype=dtype,
+                attention=cfg.solve.attention, layers=layers, **_model_arguments(cfg, d, layers, dtype),
                 **_noise_arguments(noise, seeds[:1] * len(betas)),
             )  # fmt: skip
             if "energy" in names:
@@ -232,7 +231,7 @@ def chunk_dataset(cfg, units, indices):
     size = max(len(g) for g in groups)
     group_of = {i: g for g in groups for i in g}
     solved = {}
-    with precision(cfg["dtype"]):
+    with precision(cfg.dtype):
         for i in indices:
             if i not in solved:
                 members = group_of[i]
@@ -249,9 +248,9 @@ def chunk_dataset(cfg, units, indices):
 def _model_arguments(cfg, d, layers, dtype) -> dict:
     """make_problem's transformer arguments from the sweep's model settings: the norm,
     the residual scaling and the random weights and MLP."""
-    model = cfg.get("model", {})
+    model = cfg.model
     drawn = random_transformer_arguments(
-        d, t0=cfg["t0"], t1=cfg["t1"], layers=layers, weights=model.get("weights"), mlp=model.get("mlp"),
+        d, t0=cfg.t0, t1=cfg.t1, layers=layers, weights=model.get("weights"), mlp=model.get("mlp"),
         heads=model.get("heads", 1), weight_seed=model.get("weight_seed", 0), dtype=dtype,
     )  # fmt: skip
     return {**{k: model[k] for k in ("norm", "residual") if k in model}, **drawn}

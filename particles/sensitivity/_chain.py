@@ -45,7 +45,7 @@ def flatten_batch(problem: Problem) -> tuple[Array, Array]:
 
 def single_problem(problem: Problem, x0, beta) -> Problem:
     """The problem of one trajectory (tokens x0 (n, d), scalar beta)."""
-    return eqx.tree_at(lambda p: (p.x0, p.attention.beta), problem, (x0, beta))
+    return problem.with_start(x0, beta)
 
 
 def unflatten(problem: Problem, a, lead=0):
