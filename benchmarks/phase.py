@@ -164,6 +164,7 @@ def cold(
     with tempfile.TemporaryDirectory() as tmp:
         env = dict(os.environ, XDG_CACHE_HOME=os.path.join(tmp, "cache"))
         env.pop("PARTICLES_NO_CACHE", None)
+        env.pop("JAX_COMPILATION_CACHE_DIR", None)  # cold: no cache inherited from the environment
         # the Euler process reads the particles seeds' tokens, one file per d
         tokens, paths = {}, []
         for d in ds:

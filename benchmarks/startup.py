@@ -32,6 +32,7 @@ def startup(repeat=2, command=None) -> StartupResult:
     with tempfile.TemporaryDirectory() as cache:
         env = dict(os.environ, XDG_CACHE_HOME=cache)
         env.pop("PARTICLES_NO_CACHE", None)
+        env.pop("JAX_COMPILATION_CACHE_DIR", None)  # cold: no cache inherited from the environment
         env.pop("EQX_ON_ERROR", None)
 
         def wall(extra_env=None, argv=cmd):

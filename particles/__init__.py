@@ -32,8 +32,12 @@ from ._mlp import MLP as MLP
 from ._model import USA as USA
 from ._model import AbstractKernel as AbstractKernel
 from ._model import AbstractPosition as AbstractPosition
+from ._model import ALiBi as ALiBi
 from ._model import Causal as Causal
 from ._model import NoPosition as NoPosition
+from ._model import PositionalPrior as PositionalPrior
+from ._model import Positions as Positions
+from ._model import RoPE as RoPE
 from ._model import Softmax as Softmax
 from ._norms import NORM_KINDS as NORM_KINDS
 from ._norms import Norm as Norm

@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float
 
-from ._model import AbstractKernel, AbstractPosition, Causal, as_kernel, as_position
+from ._model import AbstractKernel, AbstractPosition, ALiBi, Causal, Positions, as_kernel, as_position
 from .kernels import PRECISION, identity_mix, mix
 
 HEAD_REDUCTIONS = ("sum", "mean")
@@ -39,13 +39,14 @@ class Attention(eqx.Module):
     """
 
     beta: Float[ArrayLike, "*batch"]
-    Q: Float[ArrayLike, "layers heads d d"] | None
-    K: Float[ArrayLike, "layers heads d d"] | None
+    Q: Float[ArrayLike, "layers heads d_k d"] | None
+    K: Float[ArrayLike, "layers heads d_k d"] | None
     V: Float[ArrayLike, "layers heads d d"] | None
     kernel: AbstractKernel = eqx.field(static=True)
-    position: AbstractPosition = eqx.field(static=True)
+    position: AbstractPosition
     heads: Literal["sum", "mean"] = eqx.field(static=True)
     block_size: int | None = eqx.field(static=True)
+    positions: Float[ArrayLike, "..."] | None = None  # p_i (…, n); None: 0..n−1
 
     def __init__(
         self,
@@ -59,14 +60,18 @@ class Attention(eqx.Module):
         block_size: int | None = None,
         *,
         position=None,
+        positions=None,
     ):
         """``kind``: the attention kernel, a name ("softmax", "usa") or an
         :class:`~particles.AbstractKernel`; ``position`` a position part
-        (:class:`~particles.Causal`, ...), or the ``causal`` shortcut."""
+        (:class:`~particles.Causal`, :class:`~particles.RoPE`, ..., or a tuple of them),
+        or the ``causal`` shortcut; ``positions`` the tokens' positions p_i (…, n)."""
         self.beta, self.Q, self.K, self.V = beta, Q, K, V
         self.kernel = as_kernel(kind)
-        self.position = as_position(position, causal)
+        heads = max((w.shape[-3] if w.ndim >= 3 else 1 for w in (Q, K, V) if w is not None), default=1)
+        self.position = as_position(position, causal).with_heads(heads)
         self.heads, self.block_size = heads, block_size
+        self.positions = positions
 
     @property
     def kind(self) -> str:
@@ -76,7 +81,8 @@ class Attention(eqx.Module):
     @property
     def causal(self) -> bool:
         """Whether the position part is the causal mask (for the record)."""
-        return isinstance(self.position, Causal)
+        parts = self.position.parts if isinstance(self.position, Positions) else (self.position,)
+        return any(isinstance(p, (Causal, ALiBi)) for p in parts)
 
     @property
     def identity_weights(self) -> bool:
@@ -125,9 +131,13 @@ class Attention(eqx.Module):
 
     def __call__(self, t, theta: Float[Array, "*batch n d"]) -> Float[Array, "*batch n d"]:
         beta = jnp.asarray(self.beta, theta.dtype)[..., None, None]
+        p = None if self.positions is None else jnp.asarray(self.positions, theta.dtype)
         options = dict(kernel=self.kernel, position=self.position, block=self.block_size)
+        if self.identity_weights and self.position.inner_products_only:
+            return identity_mix(beta, theta, theta, positions=p, **options)
         if self.identity_weights:
-            return identity_mix(beta, theta, theta, **options)
+            query, key = self.position.rotate(theta, theta, p)
+            return mix(beta, query, key, theta, positions=p, **options)
         d = theta.shape[-1]
         layer = self.layer_weights(t)
         num_heads = max(w.shape[0] for w in layer if w is not None)
@@ -135,6 +145,8 @@ class Attention(eqx.Module):
         Q, K, V = (eye if w is None else w.astype(theta.dtype) for w in layer)
         query = jnp.einsum("hed,...nd->...hne", Q, theta, precision=PRECISION)
         key = jnp.einsum("hed,...nd->...hne", K, theta, precision=PRECISION)
-        mixed = mix(beta[..., None, :, :], query, key, theta[..., None, :, :], **options)
+        p = None if p is None else p[..., None, :]  # the head axis
+        query, key = self.position.rotate(query, key, p)
+        mixed = mix(beta[..., None, :, :], query, key, theta[..., None, :, :], positions=p, **options)
         out = jnp.einsum("hed,...hnd->...hne", V, mixed, precision=PRECISION)
         return out.mean(axis=-3) if self.heads == "mean" else out.sum(axis=-3)

@@ -13,7 +13,7 @@ from jaxtyping import Array, Float
 from ._attention import HEAD_REDUCTIONS, Attention
 from ._layers import RESIDUALS, LayerLimit
 from ._mlp import MLP
-from ._model import as_kernel
+from ._model import Causal, NoPosition, as_kernel, as_position, position_name
 from ._norms import Norm, as_norm, ode_limit_exists
 from ._validate import as_key, check_choice, check_finite_array, check_float, check_int, default_dtype
 from .schemes import AbstractScheme, closes_on_gram, get_scheme
@@ -57,7 +57,13 @@ class Problem(eqx.Module):
         declares it (``keeps_span``: dθ_i/dt ∝ P_{θ_i} A_i) and the attention vectors
         A_i = Σ_j w_ij θ_j are combinations of the tokens (V = I) with weights that
         depend on inner products only (Q = K = I)."""
-        return bool(self.attention.identity_weights and self.scheme.keeps_span and self.noise == 0)
+        att = self.attention
+        return bool(
+            att.identity_weights
+            and att.position.inner_products_only
+            and self.scheme.keeps_span
+            and self.noise == 0
+        )
 
     @property
     def closes_on_gram(self) -> bool:
@@ -67,7 +73,7 @@ class Problem(eqx.Module):
         generic velocity."""
         return bool(
             self.keeps_span and self.layers is None and self.mlp is None and self.norm.kind == "projection"
-            and closes_on_gram(self.scheme)
+            and closes_on_gram(self.scheme) and type(self.attention.position) in (NoPosition, Causal)
         )  # fmt: skip
 
     def jump_times(self) -> list[float]:
@@ -98,6 +104,11 @@ class Problem(eqx.Module):
             "t1": self.t1,
             "attention": att.kind,
             "causal": att.causal,
+            **(
+                {}
+                if type(att.position) in (NoPosition, Causal)
+                else {"position": position_name(att.position)}
+            ),
             "heads": att.heads,
             "weights": "identity" if att.identity_weights else f"custom, {att.num_layers} layer(s)",
             **self._layer_record(),
@@ -116,15 +127,43 @@ class Problem(eqx.Module):
         return record
 
 
-def _weights(name, w, d):
+def _weights(name, w, d, rectangular=False):
+    """Q, K (``rectangular``: (…, d_k, d), d_k ≤ d, a head's query/key dimension) or V
+    (…, d, d), as (layers, heads, ·, d)."""
     if w is None:
         return None
     w = check_finite_array(name, w)
-    if w.ndim < 2 or w.ndim > 4 or w.shape[-2:] != (d, d):
-        raise ValueError(
-            f"{name} has shape {w.shape}; expected (d, d), (heads, d, d) or (layers, heads, d, d) with d={d}"
+    rows_ok = (1 <= w.shape[-2] <= d) if rectangular and w.ndim >= 2 else w.shape[-2:] == (d, d)
+    if w.ndim < 2 or w.ndim > 4 or w.shape[-1] != d or not rows_ok:
+        square = (
+            "(d_k, d), (heads, d_k, d) or (layers, heads, d_k, d) with d_k <= d"
+            if rectangular
+            else ("(d, d), (heads, d, d) or (layers, heads, d, d)")
         )
+        raise ValueError(f"{name} has shape {w.shape}; expected {square} with d={d}")
     return jnp.asarray(w.reshape((1,) * (4 - w.ndim) + w.shape))
+
+
+def _query_key(Q, K, d):
+    """Q and K checked: (…, d_k, d) each, the same d_k (the identity stands for d_k = d)."""
+    Q, K = _weights("Q", Q, d, rectangular=True), _weights("K", K, d, rectangular=True)
+    d_q = d if Q is None else Q.shape[-2]
+    d_k = d if K is None else K.shape[-2]
+    if d_q != d_k:
+        raise ValueError(
+            f"Q and K give queries and keys of different sizes ({d_q} and {d_k}); give both with the same d_k"
+        )
+    return Q, K
+
+
+def _positions(positions, n, dtype):
+    """The tokens' positions p_i, shape (n,), finite (None: 0..n−1, kept as None)."""
+    if positions is None:
+        return None
+    p = check_finite_array("positions", positions)
+    if p.shape != (n,):
+        raise ValueError(f"positions has shape {p.shape}; expected ({n},), one per token")
+    return jnp.asarray(p.astype(dtype))
 
 
 def check_logit_range(att, beta, x, scheme, dtype):
@@ -195,6 +234,8 @@ def make_problem(
     K=None,
     V=None,
     causal=False,
+    position=None,
+    positions=None,
     heads="sum",
     block_size=None,
     dtype=None,
@@ -235,14 +276,15 @@ def make_problem(
     with precision(dtype):
         att = Attention(
             beta=jnp.asarray(np.broadcast_to(np.asarray(beta_np, dtype), batch)),
-            Q=_weights("Q", Q, d),
-            K=_weights("K", K, d),
+            **dict(zip("QK", _query_key(Q, K, d))),
             V=_weights("V", V, d),
             kind=attention,
-            causal=bool(causal),
             heads=heads,
             block_size=block_size,
+            position=as_position(position, bool(causal)),
+            positions=_positions(positions, x0.shape[-2], dtype),
         )
+        att.position.check(x0.shape[-2], d if att.Q is None else att.Q.shape[-2])
         check_logit_range(att, beta_np, x0, scheme, dtype)
         x = jnp.asarray(np.broadcast_to(x0.astype(dtype), (*batch, *x0.shape[-2:])))
         depth = _depth(scheme, d, t0, t1, layers, norm, gamma, bias, ln_eps, mlp, activation, residual, dtype)

@@ -25,6 +25,8 @@ def simulate(
     K=None,
     V=None,
     causal=False,
+    position=None,
+    positions=None,
     heads="sum",
     solver=None,
     rtol=DEFAULTS.rtol,
@@ -61,7 +63,14 @@ def simulate(
     the step size is controlled so that every trajectory meets ``rtol``/``atol`` in
     its own RMS norm. ``ts`` are the save times (default: 101 points on [t0, t1]).
     ``Q``, ``K``, ``V``: (d, d), (heads, d, d) or (layers, heads, d, d) arrays (see
-    :func:`particles.random_weights`); ``None`` is the identity. ``dtype`` defaults to
+    :func:`particles.random_weights`); ``None`` is the identity. Q and K may be
+    rectangular, (…, d_k, d) with d_k ≤ d (a head's query/key dimension).
+
+    Positions (MODEL.md §11): ``position`` a position part, or a tuple of them applied
+    in order: :class:`particles.Causal` (also ``causal=True``), :class:`particles.ALiBi`,
+    :class:`particles.RoPE`, :class:`particles.PositionalPrior`; ``positions`` the
+    tokens' positions p_i, shape (n,) (default 0..n−1). RoPE makes the logits depend on
+    more than ⟨θ_i, θ_j⟩: the span reduction is then skipped. ``dtype`` defaults to
     that of ``x0``; ``float64`` turns on JAX's 64-bit mode for this call.
 
     ``stop_at_collapse=δ`` ends the solve (a diffrax event, located by root finding) at
@@ -126,7 +135,7 @@ def simulate(
     check_keywords("simulate", _KEYWORDS, scheme_params)
     problem = make_problem(
         x0, scheme, beta=beta, t0=t0, t1=t1, attention=attention, Q=Q, K=K, V=V, causal=causal,
-        heads=heads, block_size=block_size, dtype=dtype, layers=layers, norm=norm, gamma=gamma,
+        position=position, positions=positions, heads=heads, block_size=block_size, dtype=dtype, layers=layers, norm=norm, gamma=gamma,
         bias=bias, ln_eps=ln_eps, mlp=mlp, activation=activation, residual=residual, noise=noise, key=key,
         **scheme_params,
     )  # fmt: skip

@@ -58,9 +58,20 @@ def auto_block_size(n: int, batch_size: int = 1, symmetric: bool = False, backen
     return min(n, 1 << (rows.bit_length() - 1))
 
 
-def _weights(logits, index, num_keys: int, kernel: AbstractKernel, position: AbstractPosition):
-    logits = position.logits(logits, index, jnp.arange(logits.shape[-1]))
-    return kernel.weights(logits, num_keys)
+def _weights(
+    logits, index, num_keys: int, kernel: AbstractKernel, position: AbstractPosition, positions=None
+):
+    """The weights of the query rows ``index`` (positions ``positions`` (…, n) of every
+    token, None: the indices). A prior carries its own normalisation (USA's 1/n is the
+    uniform prior); a query whose keys are all masked gets weights 0."""
+    keys = jnp.arange(logits.shape[-1])
+    query_pos = None if positions is None else jnp.take(positions, jnp.minimum(index, num_keys - 1), axis=-1)
+    logits = position.logits(logits, index, keys, query_pos, positions)
+    if not position.empty_rows:
+        return kernel.weights(logits, 1 if position.normalizes else num_keys)
+    empty = jnp.all(logits == -jnp.inf, axis=-1, keepdims=True)
+    w = kernel.weights(jnp.where(empty, 0, logits), 1 if position.normalizes else num_keys)
+    return jnp.where(empty, 0, w)
 
 
 @jax.custom_jvp
@@ -77,9 +88,10 @@ def _self_gram_jvp(primals, tangents):
     return _self_gram(x), half + jnp.swapaxes(half, -1, -2)
 
 
-def mix(beta, query, key, value, *, kernel="softmax", position=None, block=None):
+def mix(beta, query, key, value, *, kernel="softmax", position=None, block=None, positions=None):
     """Σ_j w_ij value_j with w from the logits β ⟨query_i, key_j⟩ by the ``kernel`` (a
-    name or :class:`~particles.AbstractKernel`) after the ``position`` part (default none),
+    name or :class:`~particles.AbstractKernel`) after the ``position`` part (default none;
+    the tokens at ``positions`` (…, n), default 0..n−1; queries and keys already rotated),
     in row blocks of ``block`` queries (default :func:`auto_block_size`) so that at most
     ``block × n`` weights exist at once; ``block >= n`` is the dense computation."""
     kernel, position = as_kernel(kernel), as_position(position)
@@ -90,7 +102,7 @@ def mix(beta, query, key, value, *, kernel="softmax", position=None, block=None)
         gram = _self_gram(q) if q is key else jnp.einsum("...ie,...je->...ij", q, key, precision=PRECISION)
         logits = beta * gram
         index = start + jnp.arange(q.shape[-2])
-        return jnp.matmul(_weights(logits, index, n, kernel, position), value, precision=PRECISION)
+        return jnp.matmul(_weights(logits, index, n, kernel, position, positions), value, precision=PRECISION)
 
     if block >= n:
         return rows(query, 0)
@@ -168,7 +180,7 @@ def symmetric_mix(beta, x, values, block, *, kernel="softmax"):
     return out[..., :n, :]
 
 
-def identity_mix(beta, x, values, *, kernel="softmax", position=None, block=None):
+def identity_mix(beta, x, values, *, kernel="softmax", position=None, block=None, positions=None):
     """Σ_j w_ij v_j with w from the logits β ⟨x_i, x_j⟩: dense, or in blocks (pairs of
     blocks while unshifted exponentials are safe and the position part keeps the
     weights symmetric, else row blocks). ``block=None`` picks each computation's own
@@ -178,7 +190,7 @@ def identity_mix(beta, x, values, *, kernel="softmax", position=None, block=None
     symmetric = position.permutation_equivariant
     pair = block or auto_block_size(n, math.prod(batch), symmetric=symmetric)
     if pair >= n or not symmetric:
-        return mix(beta, x, x, values, kernel=kernel, position=position, block=block)
+        return mix(beta, x, x, values, kernel=kernel, position=position, block=block, positions=positions)
     # unshifted e^{logit} stays finite and normal, row sums included
     finfo = jnp.finfo(x.dtype)
     limit = min(-math.log(float(finfo.tiny)), math.log(float(finfo.max))) - math.log(n) - 1

@@ -136,6 +136,7 @@ def test_crossing_time_interpolates():
     assert float(A.crossing_time(ts, ts, 0.95)) == pytest.approx(0.95, rel=1e-12)
 
 
+@pytest.mark.slow
 def test_collapse_time_and_stop_at_collapse_match_reduced_model():
     """Equiangular post run: the time ρ reaches 1 − δ from the reduced model (MODEL.md §3),
     solved densely, is where collapse_time interpolates and where the event stops."""
@@ -197,6 +198,7 @@ def test_fit_uses_only_saves_above_the_dtype_floor():
     ]
 
 
+@pytest.mark.slow
 def test_fit_classifies_reduced_model_tails():
     """post collapses like e^{-2t}, pre like t^{-2} (MODEL.md §3)."""
     n, beta = 8, 1.0

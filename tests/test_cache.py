@@ -4,6 +4,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from particles._cache import cache_disabled, default_cache_dir
 
 
@@ -33,6 +35,7 @@ def test_cli_fills_the_cache_unless_switched_off(tmp_path):
     assert not (tmp_path / "off").exists()
 
 
+@pytest.mark.slow
 def test_python_api_uses_the_cache_when_opted_in(tmp_path):
     """PARTICLES_CACHE=1: a script's solve is cached without calling enable_compilation_cache."""
     script = "import particles; particles.simulate(particles.init.uniform_sphere(0, 4, 3), 'post', beta=1.0, t1=1.0)"

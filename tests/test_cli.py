@@ -237,6 +237,7 @@ def _one_result_or_one_line(argv, capsys):
     return code
 
 
+@pytest.mark.slow
 @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
 @given(argv=st.one_of(SIMULATE, FIGURE, DEMO))
 @example(argv=["figure", "phase_diagram", "--tiny"])  # listed, not yet implemented

@@ -11,6 +11,7 @@ distributed = pytest.importorskip("distributed")
 GRID = dict(schemes="post", beta=[0.5, 4.0], n=4, d=3, seeds=2, t1=2.0, save_every=0.5)
 
 
+@pytest.mark.slow
 def test_dask_local_cluster_equals_in_process(tmp_path):
     local = particles.sweep(tmp_path / "local", chunk_size=1, progress=False, **GRID)
     with distributed.LocalCluster(

@@ -52,7 +52,9 @@ def _finish(out, devices=1, extra=()):
     return particles.open_sweep(out)
 
 
-@pytest.fixture(scope="module", params=[(), NOISY], ids=["ode", "noise"])
+@pytest.fixture(
+    scope="module", params=[(), pytest.param(NOISY, marks=pytest.mark.slow)], ids=["ode", "noise"]
+)
 def reference(request, tmp_path_factory):
     """An uninterrupted run on one device, which the kill-and-resume runs (one device)
     must match bit for bit, checked against the same run on two devices: the ODE

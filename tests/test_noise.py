@@ -14,7 +14,10 @@ import particles
 from particles._problem import brownian_keys
 
 
-@pytest.mark.parametrize("d, D", [(2, 0.5), (3, 0.25), (8, 0.1)])
+@pytest.mark.parametrize(
+    "d, D",
+    [(2, 0.5), pytest.param(3, 0.25, marks=pytest.mark.slow), pytest.param(8, 0.1, marks=pytest.mark.slow)],
+)
 def test_lone_token_is_brownian_motion_on_the_sphere(d, D):
     """n = 1: E⟨θ(t), θ(0)⟩ = e^{−D(d−1)t}, within 4 standard errors over 4000 paths."""
     paths, ts = 4000, np.array([0.5, 1.0, 2.0])
@@ -35,6 +38,7 @@ def _order_parameter(D, n=256, seeds=4, t1=40.0):
     return float(np.linalg.norm(np.asarray(traj.theta).mean(-2), axis=-1).mean())
 
 
+@pytest.mark.slow
 def test_noisy_kuramoto_below_and_above_the_threshold():
     """d = 2, β = 0: for D < 1/2 the order parameter solves r = I₁(r/D)/I₀(r/D) (D = 1/4:
     0.8315) up to finite-n effects of order 1/√n; for D > 1/2 the state is incoherent."""
@@ -106,6 +110,7 @@ def test_threshold_moves_with_beta_to_the_linear_instability_of_the_uniform_stat
     assert r(0.7 * d1).mean() > 0.4
 
 
+@pytest.mark.slow
 def test_strong_order_one_half_and_weak_order_one_with_constant_steps():
     """Heun on the lone token (n = 1, d = 3, D = 0.5, T = 1; 8000 paths): steps h = 2^−k,
     k = 1..4, against h_ref = 2^−6 on the same Brownian paths (one VirtualBrownianTree,
@@ -143,6 +148,7 @@ def test_noise_zero_is_the_ode_and_the_same_key_gives_the_same_paths():
     assert float(np.max(np.abs(a.r - ode.r))) > 0  # the radii follow their ODE, driven by noisy directions
 
 
+@pytest.mark.slow
 def test_keys_per_trajectory_make_each_path_independent_of_its_batch():
     """key= one key or integer seed per trajectory: trajectory b has the paths of
     key[b] alone, bit for bit, whatever else is in the batch (what makes sweeps over

@@ -110,6 +110,7 @@ def test_qr_at_consensus_sums_to_the_log_determinant():
     np.testing.assert_allclose(np.sum(res.exponents), -(N - 1) * (D - 1), atol=1e-8)
 
 
+@pytest.mark.slow
 def test_qr_frame_stays_orthonormal_over_a_long_horizon():
     """Once tokens cluster, the frame's directions decay relative to each other, and a
     Runge–Kutta step drifts off QᵀQ = I, which then grows at that rate unless damped
@@ -214,6 +215,7 @@ def test_batch_over_x0_and_beta_is_each_single_run():
         np.testing.assert_allclose(batch.exponents[i], one.exponents, atol=1e-9)
 
 
+@pytest.mark.slow
 def test_qr_top_exponent_converges_to_the_jacobian_one():
     """Benettin's top exponent approaches the finite-time one as T grows (offset O(1/T))."""
     x0 = np.random.default_rng(9).normal(size=(3, 3))
@@ -311,6 +313,7 @@ def test_weight_gradients_match_finite_differences(transformer):
     np.testing.assert_allclose(wg.norms["mlp"][1], layer_norm, rtol=1e-12)
 
 
+@pytest.mark.slow
 def test_ode_gradients_match_finite_differences():
     x0 = np.random.default_rng(10).normal(size=(3, 4))
     kw = dict(beta=1.1, **TIGHT)
@@ -353,6 +356,7 @@ def jnp_pre_ln(x, beta, Q, K, V, mlp, gamma, bias):
     return x
 
 
+@pytest.mark.slow
 def test_hessian_spectrum_matches_the_dense_hessian(transformer):
     T = transformer
     L, kw = T["L"], T["kw"]

@@ -7,6 +7,11 @@ from .kernel import AbstractKernel as AbstractKernel
 from .kernel import Softmax as Softmax
 from .kernel import as_kernel as as_kernel
 from .position import AbstractPosition as AbstractPosition
+from .position import ALiBi as ALiBi
 from .position import Causal as Causal
 from .position import NoPosition as NoPosition
+from .position import PositionalPrior as PositionalPrior
+from .position import Positions as Positions
+from .position import RoPE as RoPE
 from .position import as_position as as_position
+from .position import position_name as position_name

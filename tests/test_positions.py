@@ -1,0 +1,294 @@
+"""Position parts (MODEL.md §11) against a plain numpy attention written from the
+formulas: causal, ALiBi, RoPE (both conventions, several heads with d_k < d), positional
+priors and their combinations, in the attention field and in one discrete layer of pre
+and post with LayerNorm and an MLP; and the invariances §11 states."""
+
+import math
+
+import equinox as eqx
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from scipy.special import erf
+
+import particles
+
+# -- numpy reference ------------------------------------------------------------------
+
+
+def np_rope(x, p, base, convention):
+    """Rotate coordinate pair a of each row x_i by p_i ω_a, ω_a = base^{−2a/d_k}."""
+    d_k = x.shape[-1]
+    omega = np.array([base ** (-2 * a / d_k) for a in range(d_k // 2)])
+    out = np.empty_like(x)
+    for i in range(len(x)):
+        for a in range(d_k // 2):
+            u, v = (a, a + d_k // 2) if convention == "half" else (2 * a, 2 * a + 1)
+            c, s = math.cos(p[i] * omega[a]), math.sin(p[i] * omega[a])
+            out[i, u] = c * x[i, u] - s * x[i, v]
+            out[i, v] = s * x[i, u] + c * x[i, v]
+    return out
+
+
+def np_attention(
+    y, beta, Q, K, V, kernel="softmax", causal=False, slopes=None, rope=None, prior=None, p=None
+):
+    """A_i = Σ_h Σ_j w^h_ij V_h y_j, logits β⟨q_i, k_j⟩ − m_h (p_i − p_j), masked to
+    j ≤ i where causal (ALiBi is causal), weights softmax or USA (e^ℓ/n), a prior π
+    replacing USA's 1/n and weighting softmax's terms."""
+    n, d = y.shape
+    p = np.arange(n, dtype=float) if p is None else np.asarray(p, float)
+    out = np.zeros((n, d))
+    for h in range(len(Q)):
+        q, k = y @ Q[h].T, y @ K[h].T
+        if rope is not None:
+            q, k = np_rope(q, p, *rope), np_rope(k, p, *rope)
+        logits = beta * q @ k.T
+        allowed = np.ones((n, n), bool)
+        if slopes is not None:
+            logits = logits - slopes[h] * (p[:, None] - p[None, :])
+        if causal or slopes is not None:
+            allowed &= np.tril(np.ones((n, n), bool))
+        prior_h = np.full((n, n), 1.0 / n) if prior is None else prior
+        allowed &= prior_h > 0
+        if kernel == "softmax":
+            e = np.where(allowed, np.exp(logits - logits.max(axis=1, keepdims=True)), 0) * (
+                1.0 if prior is None else prior
+            )
+            total = e.sum(axis=1, keepdims=True)
+            w = np.where(total > 0, e / np.where(total > 0, total, 1), 0)
+        else:
+            w = np.where(allowed, np.exp(logits), 0) * prior_h
+        out += (w @ y) @ V[h].T
+    return out
+
+
+def np_layernorm(x, gamma, bias, eps=1e-5):
+    mu = x.mean(-1, keepdims=True)
+    var = ((x - mu) ** 2).mean(-1, keepdims=True)
+    return gamma * (x - mu) / np.sqrt(var + eps) + bias
+
+
+def np_mlp(y, W1, b1, W2, b2):
+    u = y @ W1.T + b1
+    return (0.5 * u * (1 + erf(u / math.sqrt(2)))) @ W2.T + b2
+
+
+@eqx.filter_jit
+def _field(att, theta):
+    return att(0.0, jnp.asarray(theta))
+
+
+# -- cases ------------------------------------------------------------------------------
+
+N, D, DK, HEADS, BETA = 7, 6, 4, 2, 0.9
+
+
+def _weights(seed=0):
+    rng = np.random.default_rng(seed)
+    Q = rng.normal(size=(HEADS, DK, D)) / math.sqrt(D)
+    K = rng.normal(size=(HEADS, DK, D)) / math.sqrt(D)
+    V = rng.normal(size=(HEADS, D, D)) / math.sqrt(D)
+    return Q, K, V
+
+
+def _prior(n, lam=1.0):
+    j, k = np.meshgrid(np.arange(n), np.arange(n), indexing="ij")
+    pi = np.where(k < j, np.exp(-lam * (j - k) / n), 0.0)
+    rows = pi.sum(1, keepdims=True)
+    return np.where(rows > 0, pi / np.where(rows > 0, rows, 1), 0)
+
+
+SLOPES = (0.5, 0.125)
+POSITIONS = np.array([0.0, 1.5, 2.0, 4.0, 4.5, 7.0, 9.0])
+CASES = {
+    "causal": (dict(position=particles.Causal()), dict(causal=True)),
+    "alibi": (dict(position=particles.ALiBi(SLOPES)), dict(slopes=SLOPES)),
+    "alibi-default": (dict(position=particles.ALiBi()), dict(slopes=(2.0**-4, 2.0**-8))),
+    "rope-half": (dict(position=particles.RoPE(base=50.0)), dict(rope=(50.0, "half"))),
+    "rope-interleaved": (
+        dict(position=particles.RoPE(base=50.0, convention="interleaved")),
+        dict(rope=(50.0, "interleaved")),
+    ),
+    "rope+causal": (
+        dict(position=(particles.RoPE(base=20.0), particles.Causal())),
+        dict(rope=(20.0, "half"), causal=True),
+    ),
+    "rope+alibi+positions": (
+        dict(position=(particles.RoPE(base=30.0), particles.ALiBi(SLOPES)), positions=POSITIONS),
+        dict(rope=(30.0, "half"), slopes=SLOPES, p=POSITIONS),
+    ),
+    "prior-usa": (
+        dict(position=particles.PositionalPrior(_prior(N)), kind="usa"),
+        dict(prior=_prior(N), kernel="usa"),
+    ),
+    "prior-softmax+rope": (
+        dict(position=(particles.PositionalPrior(_prior(N)), particles.RoPE(base=10.0))),
+        dict(prior=_prior(N), rope=(10.0, "half")),
+    ),
+}
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_attention_field_equals_numpy(case):
+    ours, ref = dict(CASES[case][0]), CASES[case][1]
+    Q, K, V = _weights()
+    theta = particles.init.uniform_sphere(3, N, D, dtype=np.float64)
+    positions = ours.pop("positions", None)
+    att = particles.Attention(
+        jnp.asarray(BETA), Q=jnp.asarray(Q[None]), K=jnp.asarray(K[None]), V=jnp.asarray(V[None]),
+        positions=None if positions is None else jnp.asarray(positions), **ours,
+    )  # fmt: skip
+    got = np.asarray(_field(att, theta))
+    np.testing.assert_allclose(
+        got, np_attention(np.asarray(theta), BETA, Q, K, V, **ref), rtol=1e-12, atol=1e-12
+    )
+
+
+@pytest.mark.parametrize(
+    "scheme, case",
+    [("pre", "alibi"), ("pre", "rope-interleaved"), ("post", "rope+causal"), ("post", "prior-usa")],
+)
+def test_one_layer_with_layernorm_and_mlp_equals_numpy(scheme, case):
+    ours, ref = CASES[case]
+    ours = dict(ours)
+    attention = ours.pop("kind", "softmax")
+    Q, K, V = _weights(1)
+    rng = np.random.default_rng(2)
+    gamma, bias = 1 + 0.1 * rng.normal(size=D), 0.1 * rng.normal(size=D)
+    m = 5
+    mlp = (
+        rng.normal(size=(1, m, D)) / math.sqrt(D), 0.1 * rng.normal(size=(1, m)),
+        rng.normal(size=(1, D, m)) / math.sqrt(m), 0.1 * rng.normal(size=(1, D)),
+    )  # fmt: skip
+    x0 = rng.normal(size=(N, D))
+    traj = particles.simulate(
+        x0, scheme, beta=BETA, t1=1.0, layers=1, Q=Q, K=K, V=V, norm="layernorm", gamma=gamma, bias=bias,
+        mlp=mlp, attention=attention, dtype="float64", **ours,
+    )  # fmt: skip
+    W = [w[0] for w in mlp]
+    A = lambda y: np_attention(y, BETA, Q, K, V, **ref)  # noqa: E731
+    LN = lambda y: np_layernorm(y, gamma, bias)  # noqa: E731
+    if scheme == "pre":
+        x = x0 + A(LN(x0))
+        x = x + np_mlp(LN(x), *W)
+    else:
+        x = LN(x0 + A(x0))
+        x = LN(x + np_mlp(x, *W))
+    np.testing.assert_allclose(np.asarray(traj.x[-1]), x, rtol=1e-12, atol=1e-12)
+
+
+# -- invariances --------------------------------------------------------------------------
+
+
+def test_rope_flow_depends_on_relative_positions_only():
+    Q, K, V = _weights(4)
+    x0 = particles.init.uniform_sphere(5, N, D, dtype=np.float64)
+    kw = dict(
+        beta=1.3, t1=1.0, ts=[1.0], Q=Q, K=K, V=V, position=particles.RoPE(base=7.0), rtol=1e-10, atol=1e-12
+    )
+    a = particles.simulate(x0, "pre", positions=POSITIONS, **kw)
+    b = particles.simulate(x0, "pre", positions=POSITIONS + 123.25, **kw)
+    np.testing.assert_allclose(np.asarray(a.x), np.asarray(b.x), rtol=0, atol=1e-12)
+
+
+def test_zero_frequencies_and_zero_slopes_are_no_positions():
+    """ω = 0 (every position equal) is no RoPE; ALiBi with slope 0 is the causal mask.
+    (A base → ∞ leaves ω_0 = base^0 = 1: pair 0 still turns, so it is not "no RoPE".)"""
+    Q, K, V = (jnp.asarray(w[None]) for w in _weights(5))
+    theta = particles.init.uniform_sphere(6, N, D, dtype=np.float64)
+    att = lambda **kw: particles.Attention(jnp.asarray(1.1), Q=Q, K=K, V=V, **kw)  # noqa: E731
+    plain = _field(att(), theta)
+    still = _field(att(position=particles.RoPE(), positions=jnp.full(N, 3.0)), theta)
+    np.testing.assert_allclose(np.asarray(still), np.asarray(plain), rtol=0, atol=1e-14)
+    flat = _field(att(position=particles.ALiBi([0.0, 0.0])), theta)
+    np.testing.assert_allclose(
+        np.asarray(flat), np.asarray(_field(att(causal=True), theta)), rtol=0, atol=1e-14
+    )
+    huge = _field(att(position=particles.RoPE(base=math.inf)), theta)
+    expected = np_attention(theta, 1.1, *_weights(5), rope=(math.inf, "half"))
+    np.testing.assert_allclose(np.asarray(huge), expected, rtol=1e-12, atol=1e-12)
+
+
+def test_causal_softmax_collapses_onto_the_first_token():
+    x0 = particles.init.uniform_sphere(0, 8, 3, dtype=np.float64)
+    traj = particles.simulate(
+        x0, "post", beta=1.0, t1=40.0, ts=[0.0, 40.0], causal=True, rtol=1e-10, atol=1e-12
+    )
+    theta = np.asarray(traj.theta)
+    np.testing.assert_allclose(theta[-1, 0], theta[0, 0], rtol=0, atol=1e-12)  # token 0 does not move
+    assert np.min(theta[-1] @ theta[0, 0]) > 1 - 1e-6
+
+
+def test_a_prior_row_of_zeros_keeps_that_token_still():
+    pi = _prior(N)
+    x0 = particles.init.uniform_sphere(1, N, 3, dtype=np.float64)
+    for attention in ("usa", "softmax"):
+        traj = particles.simulate(
+            x0,
+            "post",
+            beta=1.0,
+            t1=1.0,
+            ts=[1.0],
+            attention=attention,
+            position=particles.PositionalPrior(pi),
+        )
+        np.testing.assert_allclose(np.asarray(traj.theta[-1, 0]), x0[0], rtol=0, atol=1e-14)
+        assert np.all(np.isfinite(np.asarray(traj.x)))
+
+
+def test_rope_skips_the_span_reduction_and_the_gram_flow():
+    x0 = particles.init.uniform_sphere(2, 4, 8, dtype=np.float64)
+    kw = dict(beta=1.0, t1=1.0, ts=[1.0], rtol=1e-10, atol=1e-12)
+    traj = particles.simulate(x0, "post", position=particles.RoPE(base=5.0), **kw)
+    ambient = particles.simulate(x0, "post", position=particles.RoPE(base=5.0), reduce_span=False, **kw)
+    np.testing.assert_allclose(np.asarray(traj.x), np.asarray(ambient.x), rtol=0, atol=0)
+    problem = particles.make_problem(x0, "post", beta=1.0, t1=1.0, position=particles.RoPE())
+    assert not problem.keeps_span and not problem.closes_on_gram
+    alibi = particles.make_problem(x0, "post", beta=1.0, t1=1.0, position=particles.ALiBi())
+    assert alibi.keeps_span and not alibi.closes_on_gram
+
+
+@pytest.mark.parametrize(
+    "kw, match",
+    [
+        (dict(positions=np.arange(3.0)), "positions has shape"),
+        (dict(positions=[0, 1, np.nan, 3, 4, 5, 6]), "positions"),
+        (
+            dict(position=particles.ALiBi([1.0, 2.0, 3.0]), Q=np.stack([np.eye(4)] * 2)),
+            "slopes has 3 values for 2 heads",
+        ),
+        (dict(Q=np.ones((3, 4)), K=np.ones((2, 4))), "different sizes"),
+        (dict(Q=np.ones((5, 4))), "d_k <= d"),
+        (dict(position="rope"), "position part"),
+    ],
+)
+def test_bad_position_input_is_one_line(kw, match):
+    x0 = particles.init.uniform_sphere(0, N, 4, dtype=np.float64)
+    with pytest.raises(ValueError, match=match) as info:
+        particles.simulate(x0, "post", beta=1.0, t1=1.0, **kw)
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "make, match",
+    [
+        (lambda: particles.RoPE(base=-1.0), "base"),
+        (lambda: particles.RoPE(convention="spiral"), "convention"),
+        (lambda: particles.PositionalPrior(-np.eye(3)), "nonnegative"),
+        (lambda: particles.PositionalPrior(np.full((3, 3), 0.5)), "row 0 sums to 1.5"),
+        (lambda: particles.PositionalPrior(np.ones(3)), "shape"),
+        (lambda: particles.ALiBi([np.inf]), "slopes"),
+    ],
+)
+def test_bad_position_parts_are_one_line(make, match):
+    with pytest.raises(ValueError, match=match) as info:
+        make()
+    assert "\n" not in str(info.value)
+
+
+def test_rope_with_odd_query_dimension_is_refused():
+    x0 = particles.init.uniform_sphere(0, N, 4, dtype=np.float64)
+    Q = np.ones((3, 4))
+    with pytest.raises(ValueError, match="even"):
+        particles.simulate(x0, "post", beta=1.0, t1=1.0, Q=Q, K=Q, position=particles.RoPE())
