@@ -14,6 +14,13 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Bool, Float, Int
 
+# The "lost in the middle" retrieval profile (MODEL.md §11)
+from ._retrieval import RetrievalProfile as RetrievalProfile
+from ._retrieval import continuum_profile as continuum_profile
+from ._retrieval import critical_time as critical_time
+from ._retrieval import linear_response_profile as linear_response_profile
+from ._retrieval import lost_in_the_middle_prior as lost_in_the_middle_prior
+from ._retrieval import retrieval_profile as retrieval_profile
 from .sphere import cosine_matrix
 
 
