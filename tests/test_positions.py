@@ -292,3 +292,24 @@ def test_rope_with_odd_query_dimension_is_refused():
     Q = np.ones((3, 4))
     with pytest.raises(ValueError, match="even"):
         particles.simulate(x0, "post", beta=1.0, t1=1.0, Q=Q, K=Q, position=particles.RoPE())
+
+
+def test_lost_in_the_middle_model_is_the_published_equation():
+    """PositionalPrior + USA on the circle (post: θ̇_j = P_θj Σ_k π_jk e^{β⟨θ_j, θ_k⟩} θ_k)
+    is θ̇_j = Σ_k π_jk e^{β cos(θ_k − θ_j)} sin(θ_k − θ_j): the published equation (β in
+    front) at time t is ours at time β t (MODEL.md §11). Against an independent RK4."""
+    from _circle_reference import rk4_circle
+
+    n, beta, t = 16, 1.5, 1.0
+    pi = particles.analysis.lost_in_the_middle_prior(n, 1.0)
+    angles = np.random.default_rng(3).uniform(0, 2 * np.pi, size=n)
+    x0 = np.stack([np.cos(angles), np.sin(angles)], axis=-1)
+    traj = particles.simulate(
+        x0, "post", beta=beta, t1=beta * t, ts=[beta * t], attention="usa",
+        position=particles.PositionalPrior(pi), rtol=1e-12, atol=1e-12,
+    )  # fmt: skip
+    expected = rk4_circle(angles, pi, beta, t, steps=2000)
+    got = np.asarray(traj.theta[-1])
+    np.testing.assert_allclose(
+        got, np.stack([np.cos(expected), np.sin(expected)], axis=-1), rtol=0, atol=1e-8
+    )
