@@ -313,3 +313,14 @@ def test_lost_in_the_middle_model_is_the_published_equation():
     np.testing.assert_allclose(
         got, np.stack([np.cos(expected), np.sin(expected)], axis=-1), rtol=0, atol=1e-8
     )
+
+
+def test_command_line_positions(capsys):
+    from particles.cli import main
+
+    argv = ["--no-cache", "simulate", "--n", "5", "--d", "4", "--t1", "1", "--x64"]
+    assert main([*argv, "--position", "rope+causal", "--rope-base", "100"]) == 0
+    assert "final mean cosine" in capsys.readouterr().out
+    assert main([*argv, "--position", "alibi+spiral"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "'spiral' is not one of: none, causal, alibi, rope" in err and "\n" not in err

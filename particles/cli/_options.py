@@ -96,3 +96,40 @@ def transformer_arguments(args, d, dtype) -> dict:
         weight_seed=args.weight_seed, dtype=dtype,
     )  # fmt: skip
     return {"layers": args.layers, "norm": args.norm, "residual": args.residual, **drawn}
+
+
+POSITIONS = ("none", "causal", "alibi", "rope")
+POSITION_HELP = f"positions in attention: {', '.join(POSITIONS)}, or parts joined by '+' (e.g. rope+causal)"
+
+
+def position_options(p):
+    p.add_argument("--position", default=None, help=POSITION_HELP)
+    p.add_argument("--rope-base", type=float, default=10000.0, help="RoPE's base (with --position rope)")
+    p.add_argument(
+        "--alibi-slope",
+        type=float,
+        default=None,
+        help="ALiBi's slope for every head (default 2^(-8h/H) per head)",
+    )
+
+
+def position_from_args(args):
+    """The position parts of ``--position`` (None: none), with ``--rope-base`` and
+    ``--alibi-slope``."""
+    from .._model import ALiBi, Causal, RoPE
+
+    if args.position is None:
+        return None
+    make = {
+        "none": lambda: None,
+        "causal": Causal,
+        "alibi": lambda: ALiBi(None if args.alibi_slope is None else [args.alibi_slope]),
+        "rope": lambda: RoPE(base=args.rope_base),
+    }
+    parts = []
+    for name in args.position.split("+"):
+        if name not in make:
+            raise ValueError(f"--position {args.position!r}: {name!r} is not one of: {', '.join(POSITIONS)}")
+        parts.append(make[name]())
+    parts = tuple(p for p in parts if p is not None)
+    return parts or None

@@ -12,6 +12,8 @@ from ._options import (
     SCHEME_HELP,
     check_noise,
     check_pairs,
+    position_from_args,
+    position_options,
     solver_options,
     time_options,
     transformer_arguments,
@@ -30,6 +32,7 @@ def simulate_parser(sub):
     p.add_argument("--init", default="uniform", help=INIT_HELP)
     p.add_argument("--attention", default="softmax", help=ATTENTION_HELP)
     p.add_argument("--causal", action="store_true", help="causal mask (token i attends to j <= i)")
+    position_options(p)
     solver_options(p)
     transformer_options(p)
     p.add_argument("--step-size", type=float, default=None, help="constant steps (default: adaptive)")
@@ -75,6 +78,7 @@ def _run_simulate(args):
         ts=ts,
         attention=args.attention,
         causal=args.causal,
+        position=position_from_args(args),
         rtol=args.rtol,
         atol=args.atol,
         max_steps=args.max_steps,
