@@ -17,24 +17,28 @@ jax.config.update("jax_numpy_dtype_promotion", "strict")
 # it instead of compiling again. Measured on the 2-core machine (2026-12-07):
 # test_noise.py and test_span.py in one process took 125 s without, 102 s with. Empty at
 # the start of each run, as on CI; removed by the process that made it.
-_OWN_CACHE = "PARTICLES_TEST_JAX_CACHE" not in os.environ
+_OWN_CACHE = "PARTICLES_TEST_CACHE" not in os.environ
 if _OWN_CACHE:
-    os.environ["PARTICLES_TEST_JAX_CACHE"] = tempfile.mkdtemp(prefix="particles-tests-jax-")
-# The subprocesses of the tests (command line, docs, benchmarks) share it through JAX's
-# environment variables; the benchmarks of a cold start remove them.
+    os.environ["PARTICLES_TEST_CACHE"] = tempfile.mkdtemp(prefix="particles-tests-")
+_JAX_CACHE = os.path.join(os.environ["PARTICLES_TEST_CACHE"], "jax")
+# The subprocesses of the tests (docs, benchmarks) share it through JAX's environment
+# variables (the benchmarks of a cold start remove them); the command line's own cache
+# (``$XDG_CACHE_HOME/particles/jax``) is in the run's folder too: tests neither read nor
+# fill the user's.
 os.environ.update(
-    JAX_COMPILATION_CACHE_DIR=os.environ["PARTICLES_TEST_JAX_CACHE"],
+    JAX_COMPILATION_CACHE_DIR=_JAX_CACHE,
     JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
     JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0",
+    XDG_CACHE_HOME=os.path.join(os.environ["PARTICLES_TEST_CACHE"], "xdg"),
 )
-jax.config.update("jax_compilation_cache_dir", os.environ["PARTICLES_TEST_JAX_CACHE"])
+jax.config.update("jax_compilation_cache_dir", _JAX_CACHE)
 jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
 jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
 
 def pytest_unconfigure(config):
     if _OWN_CACHE:
-        shutil.rmtree(os.environ["PARTICLES_TEST_JAX_CACHE"], ignore_errors=True)
+        shutil.rmtree(os.environ["PARTICLES_TEST_CACHE"], ignore_errors=True)
 
 
 # CI replays the same hypothesis examples every run (a red CI blocks landing); locally

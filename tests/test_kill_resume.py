@@ -52,9 +52,7 @@ def _finish(out, devices=1, extra=()):
     return particles.open_sweep(out)
 
 
-@pytest.fixture(
-    scope="module", params=[(), pytest.param(NOISY, marks=pytest.mark.slow)], ids=["ode", "noise"]
-)
+@pytest.fixture(scope="module", params=[(), NOISY], ids=["ode", "noise"])
 def reference(request, tmp_path_factory):
     """An uninterrupted run on one device, which the kill-and-resume runs (one device)
     must match bit for bit, checked against the same run on two devices: the ODE
@@ -108,6 +106,7 @@ def _kill_and_resume(tmp_path, reference, kills, seed):
     _same(final, ref)
 
 
+@pytest.mark.slow  # ~1-2 min of subprocesses on the 2-core machine
 def test_sigkill_three_times_then_resume(tmp_path, reference):
     noisy = bool(reference[2])  # the noisy sweep: one kill (its fixture has run it on two devices)
     _kill_and_resume(tmp_path, reference, kills=1 if noisy else 3, seed=0)
