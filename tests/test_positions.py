@@ -324,3 +324,29 @@ def test_command_line_positions(capsys):
     assert main([*argv, "--position", "alibi+spiral"]) == 2
     err = capsys.readouterr().err.strip()
     assert "'spiral' is not one of: none, causal, alibi, rope" in err and "\n" not in err
+
+
+def test_lost_in_the_middle_figure_tiny(tmp_path):
+    """The figure's Monte Carlo profile follows the linear response at the sources k < n − 1
+    (within its noise and the 1/n of a leading-order prediction), is U-shaped at t = 2 against the middle, and
+    its continuum t_crit is §11's."""
+    import xarray as xr
+
+    from particles.figures import run
+
+    paths = run("lost_in_the_middle", str(tmp_path), "tiny")
+    assert sorted(p.rsplit(".", 1)[1] for p in paths) == ["nc", "png"]
+    ds = xr.open_dataset(tmp_path / "lost_in_the_middle.nc", engine="h5netcdf")
+    assert abs(ds.t_crit - 2.4575) < 1e-4
+    n = ds.sizes["position"]
+    sources = ds.isel(position=slice(None, -1))  # the last token's own start is O(t²/n) off (it moves too)
+    gap = np.abs(sources.profile - sources.linear_response)
+    assert float((gap - 4 * sources.profile_stderr).max()) < 1.0 / n
+    late = ds.linear_response.sel(time=2.0).values
+    assert late[0] > 1.5 * late[n // 2]  # primacy
+    u = particles.analysis.linear_response_profile(
+        particles.analysis.lost_in_the_middle_prior(32, 1.0), 2.0, 1.0
+    )
+    k_min = int(np.argmin(u[:-1]))  # n = 32 (§11): primacy and recency around an interior minimum
+    assert 0 < k_min < 30 and u[0] > u[k_min] < u[30]
+    np.testing.assert_allclose(ds.angle.isel(token=0), ds.angle.isel(token=0, trajectory_time=0), atol=1e-12)

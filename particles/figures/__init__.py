@@ -19,6 +19,7 @@ FIGURES = (
     "layers_vs_ode",
     "noise_transition",
     "stability",
+    "lost_in_the_middle",
 )
 SIZES = ("tiny", "quick", "full")
 
