@@ -68,8 +68,8 @@ class Attention(eqx.Module):
         or the ``causal`` shortcut; ``positions`` the tokens' positions p_i (…, n)."""
         self.beta, self.Q, self.K, self.V = beta, Q, K, V
         self.kernel = as_kernel(kind)
-        heads = max((w.shape[-3] if w.ndim >= 3 else 1 for w in (Q, K, V) if w is not None), default=1)
-        self.position = as_position(position, causal).with_heads(heads)
+        num_heads = max((w.shape[-3] if w.ndim >= 3 else 1 for w in (Q, K, V) if w is not None), default=1)
+        self.position = as_position(position, causal).with_heads(num_heads)
         self.heads, self.block_size = heads, block_size
         self.positions = positions
 
