@@ -1,0 +1,135 @@
+"""``solve``: the density flow from ρ0 to t1 (MODEL.md §12), one diffrax solve through
+the package's engine with the integrating-factor Dormand–Prince solver (the diffusion
+exact, the transport adaptive with its error measured in the density's L²(σ) norm)."""
+
+import dataclasses
+
+import diffrax
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .._engine import solve_density
+from .._status import SimulationError
+from .._validate import check_float, check_int, default_dtype
+from ._field import Transport, free_energy
+from ._lawson import LawsonDopri5
+from ._start import check_common, check_modes, check_scheme, initial_coefficients, make_basis
+
+
+@dataclasses.dataclass(frozen=True)
+class MeanFieldSolution:
+    """A density flow: ``rho`` (time × angle) against σ (uniform = 1) on ``angle``
+    (θ ∈ [0, 2π) for d = 2, the polar angle for zonal densities), with per save the
+    order parameter r = |∫ x ρ dσ|, the mass ∫ρ dσ, min ρ (positivity) and, for USA,
+    the free energy F (NaN for softmax, which has none); ``coefficients`` are the
+    density's harmonics (orthonormal in L²(σ)); ``steps`` the accepted steps."""
+
+    ts: np.ndarray
+    angle: np.ndarray
+    rho: np.ndarray
+    order: np.ndarray
+    mass: np.ndarray
+    min_rho: np.ndarray
+    free_energy: np.ndarray
+    coefficients: np.ndarray
+    steps: int
+    settings: dict
+
+    def to_xarray(self):
+        """An xarray Dataset (time, angle) with the settings as attributes."""
+        import xarray as xr
+
+        t, a = ("time", self.ts), ("angle", self.angle)
+        return xr.Dataset(
+            {
+                "rho": (("time", "angle"), self.rho),
+                "order": ("time", self.order),
+                "mass": ("time", self.mass),
+                "min_rho": ("time", self.min_rho),
+                "free_energy": ("time", self.free_energy),
+            },
+            coords=dict([t, a]),
+            attrs={**{k: str(v) if v is None else v for k, v in self.settings.items()}, "steps": self.steps},
+        )
+
+
+def _observe(transport, cs, noise, beta):
+    """(rho, order, mass, min_rho, F) for each row of coefficients."""
+    basis = transport.basis
+
+    def one(c):
+        rho = basis.values(c)
+        F = jnp.where(transport.usa, free_energy(transport, c, noise, beta), jnp.nan)
+        mass = jnp.sum(basis.weights(rho.dtype) * rho)
+        return rho, basis.order(c), mass, jnp.min(rho), jnp.asarray(F, rho.dtype)
+
+    return jax.vmap(one)(cs)
+
+
+def solve(
+    rho0,
+    scheme="post",
+    *,
+    beta,
+    t1,
+    ts=None,
+    d=2,
+    attention="softmax",
+    noise=0.0,
+    modes=None,
+    rtol=1e-8,
+    atol=1e-10,
+    max_steps=1_000_000,
+) -> MeanFieldSolution:
+    """The mean-field density flow ∂_t ρ = −∇·(ρ v[ρ]) + D Δρ on S^{d−1} (MODEL.md §12).
+
+    ``rho0``: "uniform", a callable of the angle, values on :func:`grid`, or tokens
+    (n, d) (their empirical measure, heat-smoothed so that mode ``modes`` is damped to
+    e^{−27.6}); normalised to mass 1. d = 2: Fourier, any density; d ≥ 3: zonal
+    densities (of the polar angle from e_1). ``scheme``: post, ngpt, sqrt, mix up to
+    its tau, or a sphere-bound :class:`particles.AbstractSpeedScheme`. ``noise``: D.
+    ``modes``: harmonics kept (default from β and D). ``rtol``, ``atol``: the local
+    error in the L²(σ) norm of the density. ``ts``: save times (default 101 in [0, t1]).
+    """
+    beta, noise, d, usa = check_common(beta=beta, noise=noise, d=d, attention=attention)
+    t1 = check_float("t1", t1, positive=True)
+    obj = check_scheme(scheme, t1)
+    modes = check_modes(modes, d, beta, noise, usa)
+    rtol = check_float("rtol", rtol, positive=True)
+    atol = check_float("atol", atol, positive=True)
+    max_steps = check_int("max_steps", max_steps, minimum=1)
+    dtype = default_dtype()
+    ts = np.linspace(0.0, t1, 101) if ts is None else np.asarray(ts, dtype=float)
+    if ts.ndim != 1 or ts.size == 0 or ts[0] < 0 or ts[-1] > t1 or np.any(np.diff(ts) <= 0):
+        raise ValueError(f"ts must be increasing times in [0, t1={t1:g}]")
+    basis = make_basis(d, modes, dtype)
+    c0 = jnp.asarray(initial_coefficients(rho0, basis, d, dtype), dtype)
+    transport = Transport(basis, obj, beta, usa, dtype)
+    lap = basis.degree * (basis.degree + d - 2)
+    solver = LawsonDopri5(jnp.asarray(-noise * lap, dtype))
+    tol = dict(rtol=jnp.asarray(rtol, dtype), atol=jnp.asarray(atol, dtype))  # traced: no recompiling
+    controller = diffrax.ClipStepSizeController(
+        diffrax.PIDController(**tol, norm=_l2), step_ts=jnp.asarray(ts, dtype)
+    )
+    sol = solve_density(
+        diffrax.ODETerm(transport), solver, c0, None, jnp.asarray(ts, dtype), jnp.asarray(t1, dtype),
+        controller, max_steps,
+    )  # fmt: skip
+    if not diffrax.is_successful(sol.result):
+        raise SimulationError(
+            f"the mean-field solve stopped before t1={t1:g}: {sol.result} (raise max_steps={max_steps}, "
+            "or modes if the density is not resolved)"
+        )
+    rho, order, mass, low, F = map(np.asarray, _observe(transport, sol.ys, noise, beta))
+    settings = dict(scheme=obj.name, beta=beta, noise=noise, d=d, attention=attention, modes=modes,
+                    rtol=rtol, atol=atol)  # fmt: skip
+    return MeanFieldSolution(
+        ts=ts, angle=basis.angle, rho=rho, order=order, mass=mass, min_rho=low, free_energy=F,
+        coefficients=np.asarray(sol.ys), steps=int(sol.stats["num_accepted_steps"]), settings=settings,
+    )  # fmt: skip
+
+
+def _l2(x):
+    """The L²(σ) norm of a density from its orthonormal coefficients."""
+    return jnp.sqrt(jnp.sum(x * x))
