@@ -208,3 +208,49 @@ def test_bad_input_one_line(call, match):
     with pytest.raises(ValueError, match=match) as info:
         call()
     assert "\n" not in str(info.value)
+
+
+def _sample(rng, n, density, bound):
+    """n angles drawn from ``density`` (≤ ``bound``) by rejection."""
+    out = np.empty(0)
+    while out.size < n:
+        th, u = rng.uniform(0, 2 * np.pi, n), rng.uniform(0, bound, n)
+        out = np.concatenate([out, th[u < density(th)]])
+    return out[:n]
+
+
+@pytest.mark.slow
+def test_particles_follow_the_pde():
+    """n = 2^14 tokens (post, SA, β = 5, D = 0) drawn from 1 + 0.1 cos 3θ, and the PDE
+    from their (smoothed) empirical measure: the first six Fourier coefficients stay
+    within 5/√n of each other until |c_3| first reaches 0.3."""
+    n = 2**14
+    theta = _sample(np.random.default_rng(1), n, lambda th: 1 + 0.1 * np.cos(3 * th), 1.1)
+    x0 = np.stack([np.cos(theta), np.sin(theta)], 1)
+    ts = np.linspace(0.0, 4.0, 41)
+    traj = particles.simulate(x0, "post", beta=5.0, t1=4.0, ts=ts, block_size=1024, rtol=1e-7, atol=1e-9)
+    th = np.asarray(traj.theta)
+    k = np.arange(1, 7)
+    tokens = np.exp(1j * k * np.arctan2(th[..., 1], th[..., 0])[..., None]).mean(1)  # (time, k)
+    K = 256
+    c = mf.solve(x0, beta=5.0, t1=4.0, ts=ts, modes=K).coefficients
+    pde = (c[:, 1:7] + 1j * c[:, K + 1 : K + 7]) / np.sqrt(2)  # ∫ e^{ikθ} ρ dσ
+    reached = np.nonzero(np.abs(tokens[:, 2]) >= 0.3)[0]
+    assert reached.size, "|c_3| never reached 0.3: the test would check nothing"
+    upto = reached[0] + 1
+    assert np.max(np.abs(tokens[:upto] - pde[:upto])) <= 5 / np.sqrt(n)
+
+
+@pytest.mark.parametrize(("d", "beta_above"), [(2, 6.0), pytest.param(3, 5.0, marks=pytest.mark.slow)])
+def test_branch_hysteresis_only_above_beta_star(d, beta_above):
+    """USA, continued up in D from a cluster and back down: above β_* the cluster
+    survives past D_# while the uniform state is stable there (a loop); below β_*
+    (β = 1) both directions agree."""
+    ratios = np.array([0.8, 1.1, 1.5])
+    for beta, loop in ((beta_above, True), (1.0, False)):
+        D = ratios * mf.threshold(beta=beta, d=d, attention="usa")
+        ds = mf.branch(beta=beta, noise=D, d=d, attention="usa", modes=48)
+        up, down = ds["order"].sel(direction="up").values, ds["order"].sel(direction="down").values
+        assert bool(ds["converged"].all()) and bool(ds["stable"].all())
+        assert up[0] > 0.3 and down[0] > 0.3 and up[2] < 1e-3 and down[2] < 1e-3
+        assert (up[1] > 0.3 and down[1] < 1e-3) if loop else abs(up[1] - down[1]) < 1e-6

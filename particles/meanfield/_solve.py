@@ -5,13 +5,14 @@ exact, the transport adaptive with its error measured in the density's L²(σ) n
 import dataclasses
 
 import diffrax
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from .._engine import solve_density
 from .._status import SimulationError
-from .._validate import check_float, check_int, default_dtype
+from .._validate import check_choice, check_float, check_int, default_dtype
 from ._field import Transport, free_energy
 from ._lawson import LawsonDopri5
 from ._start import check_common, check_modes, check_scheme, initial_coefficients, make_basis
@@ -81,6 +82,7 @@ def solve(
     rtol=1e-8,
     atol=1e-10,
     max_steps=1_000_000,
+    method="integrating-factor",
 ) -> MeanFieldSolution:
     """The mean-field density flow ∂_t ρ = −∇·(ρ v[ρ]) + D Δρ on S^{d−1} (MODEL.md §12).
 
@@ -91,6 +93,9 @@ def solve(
     its tau, or a sphere-bound :class:`particles.AbstractSpeedScheme`. ``noise``: D.
     ``modes``: harmonics kept (default from β and D). ``rtol``, ``atol``: the local
     error in the L²(σ) norm of the density. ``ts``: save times (default 101 in [0, t1]).
+    ``method``: "integrating-factor" (the diffusion exact, Dormand–Prince on the
+    transport: its steps do not shrink with D K²) or "explicit" (Dormand–Prince on the
+    whole right-hand side, for comparison: stiff once D K² dominates).
     """
     beta, noise, d, usa = check_common(beta=beta, noise=noise, d=d, attention=attention)
     t1 = check_float("t1", t1, positive=True)
@@ -107,13 +112,18 @@ def solve(
     c0 = jnp.asarray(initial_coefficients(rho0, basis, d, dtype), dtype)
     transport = Transport(basis, obj, beta, usa, dtype)
     lap = basis.degree * (basis.degree + d - 2)
-    solver = LawsonDopri5(jnp.asarray(-noise * lap, dtype))
+    check_choice("method", method, ("integrating-factor", "explicit"))
+    rate = jnp.asarray(-noise * lap, dtype)
+    if method == "explicit":
+        term, solver = diffrax.ODETerm(_WithDiffusion(transport, rate)), diffrax.Dopri5()
+    else:
+        term, solver = diffrax.ODETerm(transport), LawsonDopri5(rate)
     tol = dict(rtol=jnp.asarray(rtol, dtype), atol=jnp.asarray(atol, dtype))  # traced: no recompiling
     controller = diffrax.ClipStepSizeController(
         diffrax.PIDController(**tol, norm=_l2), step_ts=jnp.asarray(ts, dtype)
     )
     sol = solve_density(
-        diffrax.ODETerm(transport), solver, c0, None, jnp.asarray(ts, dtype), jnp.asarray(t1, dtype),
+        term, solver, c0, None, jnp.asarray(ts, dtype), jnp.asarray(t1, dtype),
         controller, max_steps,
     )  # fmt: skip
     if not diffrax.is_successful(sol.result):
@@ -122,12 +132,22 @@ def solve(
             "or modes if the density is not resolved)"
         )
     rho, order, mass, low, F = map(np.asarray, _observe(transport, sol.ys, noise, beta))
-    settings = dict(scheme=obj.name, beta=beta, noise=noise, d=d, attention=attention, modes=modes,
+    settings = dict(method=method, scheme=obj.name, beta=beta, noise=noise, d=d, attention=attention, modes=modes,
                     rtol=rtol, atol=atol)  # fmt: skip
     return MeanFieldSolution(
         ts=ts, angle=basis.angle, rho=rho, order=order, mass=mass, min_rho=low, free_energy=F,
         coefficients=np.asarray(sol.ys), steps=int(sol.stats["num_accepted_steps"]), settings=settings,
     )  # fmt: skip
+
+
+class _WithDiffusion(eqx.Module):
+    """The whole right-hand side N(t, c) + L c (the explicit method)."""
+
+    transport: Transport
+    rate: jnp.ndarray
+
+    def __call__(self, t, c, args):
+        return self.transport(t, c, args) + self.rate * c
 
 
 def _l2(x):
