@@ -19,6 +19,7 @@ FIGURES = (
     "layers_vs_ode",
     "noise_transition",
     "stability",
+    "meanfield",
 )
 SIZES = ("tiny", "quick", "full")
 

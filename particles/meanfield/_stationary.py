@@ -128,8 +128,15 @@ def _setup(scheme, beta, noise_values, d, attention, modes):
     return beta, d, Transport(basis, obj, beta, usa, dtype), dtype
 
 
+def _iteration_settings(tol, maxiter, dtype):
+    """``tol`` (default 1e−11 in float64, 1e−5 in float32: the L² change of one
+    iteration) and ``maxiter``, checked."""
+    tol = (1e-11 if dtype == np.float64 else 1e-5) if tol is None else tol
+    return check_float("tol", tol, positive=True), check_int("maxiter", maxiter, minimum=1)
+
+
 def stationary(
-    scheme="post", *, beta, noise, d=2, attention="softmax", start="cluster", modes=None, tol=1e-11,
+    scheme="post", *, beta, noise, d=2, attention="softmax", start="cluster", modes=None, tol=None,
     maxiter=50_000,
 ) -> Stationary:  # fmt: skip
     """A stationary density of the mean-field flow of post (MODEL.md §12), reached by
@@ -137,14 +144,13 @@ def stationary(
     exp(10 cos θ)), "uniform" (nudged by 1e−3 cos θ, so that an unstable uniform state
     is left), or a density as :func:`solve`'s ``rho0`` takes it."""
     beta, d, transport, dtype = _setup(scheme, beta, [noise], d, attention, modes)
-    tol = check_float("tol", tol, positive=True)
-    maxiter = check_int("maxiter", maxiter, minimum=1)
+    tol, maxiter = _iteration_settings(tol, maxiter, dtype)
     c0 = jnp.asarray(_start(start, transport.basis, d, dtype), dtype)
     return _solve_one(transport, c0, beta, float(noise), d, tol, maxiter)
 
 
 def branch(
-    scheme="post", *, beta, noise, d=2, attention="softmax", start="cluster", modes=None, tol=1e-11,
+    scheme="post", *, beta, noise, d=2, attention="softmax", start="cluster", modes=None, tol=None,
     maxiter=50_000,
 ):  # fmt: skip
     """Continuation of :func:`stationary` along D: direction "up" starts from ``start``
@@ -159,6 +165,7 @@ def branch(
 
     noise = sorted(float(D) for D in np.atleast_1d(noise))
     beta, d, transport, dtype = _setup(scheme, beta, noise, d, attention, modes)
+    tol, maxiter = _iteration_settings(tol, maxiter, dtype)
     nudge = transport.basis.first_harmonic()
     rows, c = {}, _start(start, transport.basis, d, dtype)
     for direction, order in (("up", noise), ("down", noise[::-1])):
