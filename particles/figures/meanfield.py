@@ -110,25 +110,31 @@ def fastest_mode(beta, kmax=64):
     return int(np.argmax(meanfield.linear_rates(beta=beta, kmax=kmax)))
 
 
+def _peaks_when_formed(beta, rho0, modes, level=4.0):
+    """The number of peaks (local maxima above 2) of the SA density from ``rho0`` when
+    max ρ first reaches ``level``, solving in stretches of 1/(2 λ_max) (D = 0: past that
+    the clusters keep sharpening and would need ever more modes)."""
+    stretch = 0.5 / np.max(meanfield.linear_rates(beta=beta, kmax=64))
+    rho = rho0
+    for _ in range(200):
+        sol = meanfield.solve(rho, beta=beta, t1=stretch, ts=np.linspace(0, stretch, 11), modes=modes,
+                              rtol=1e-6, atol=1e-9)  # fmt: skip
+        formed = np.nonzero(sol.rho.max(axis=1) >= level)[0]
+        if formed.size:
+            r = sol.rho[formed[0]]
+            return int(np.sum((r > np.roll(r, 1)) & (r >= np.roll(r, -1)) & (r > 2)))
+        rho = np.maximum(sol.rho[-1], 0)  # the next stretch from the last save (rounding: > −1e−15)
+    return -1
+
+
 def cluster_counts(cfg):
     """(k*, peaks of ρ when max ρ first reaches 4) per β."""
-    rng = np.random.default_rng(0)
     K = 24
-    phases = rng.uniform(0, 2 * np.pi, K)
+    phases = np.random.default_rng(0).uniform(0, 2 * np.pi, K)
     rho0 = lambda th: 1 + 1e-4 * sum(np.cos((k + 1) * th + phases[k]) for k in range(K))
-    kstar, counts = [], []
     with particles.precision("float64"):
-        for beta in cfg["betas"]:
-            rates = meanfield.linear_rates(beta=float(beta), kmax=K)
-            t1 = np.log(4e4) / np.max(rates) + 3
-            sol = meanfield.solve(rho0, beta=float(beta), t1=t1, ts=np.linspace(0, t1, 121), modes=cfg["count_modes"],
-                                  rtol=1e-6, atol=1e-9, max_steps=200_000)  # fmt: skip
-            peaks = np.nonzero(sol.rho.max(axis=1) >= 4)[0]
-            rho = sol.rho[peaks[0] if peaks.size else -1]
-            is_peak = (rho > np.roll(rho, 1)) & (rho >= np.roll(rho, -1)) & (rho > 2)
-            kstar.append(fastest_mode(float(beta)))
-            counts.append(int(np.sum(is_peak)))
-    return np.asarray(kstar), np.asarray(counts)
+        counts = [_peaks_when_formed(float(beta), rho0, cfg["count_modes"]) for beta in cfg["betas"]]
+    return np.asarray([fastest_mode(float(beta)) for beta in cfg["betas"]]), np.asarray(counts)
 
 
 def _panel_branch(ax, i, ratios, order, stable, r_tokens, n):
