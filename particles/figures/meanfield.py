@@ -53,7 +53,8 @@ def branches(cfg):
     for i in cfg["panels"]:
         d, attention, beta, _, _ = PANELS[i]
         D = np.asarray(cfg["ratios"]) * meanfield.threshold(beta=beta, d=d, attention=attention)
-        ds = meanfield.branch(beta=beta, noise=D, d=d, attention=attention, modes=cfg["modes"])
+        with particles.precision("float64"):
+            ds = meanfield.branch(beta=beta, noise=D, d=d, attention=attention, modes=cfg["modes"])
         order.append(ds["order"].values)
         stable.append(ds["stable"].values)
     return np.asarray(order), np.asarray(stable)

@@ -93,9 +93,3 @@ class Fourier(eqx.Module):
     def order(self, c):
         """r = |∫ e^{iθ} ρ dσ| = |ρ̂_1|."""
         return jnp.hypot(c[1], c[self.modes + 1]) / math.sqrt(2)
-
-    def first_harmonic(self) -> np.ndarray:
-        """The coefficients of cos θ (a perturbation towards θ = 0)."""
-        c = np.zeros(2 * self.modes + 1)
-        c[1] = 1 / math.sqrt(2)
-        return c

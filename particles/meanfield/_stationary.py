@@ -22,7 +22,8 @@ from ._start import check_common, check_modes, check_scheme, initial_coefficient
 
 #: a cluster start: ρ ∝ exp(CLUSTER cos θ) about θ = 0 (r ≈ 0.95 on the circle)
 CLUSTER = 10.0
-#: a uniform start is perturbed by this multiple of cos θ, so that an unstable one is left
+#: a uniform start (and each seed of a branch) is multiplied by 1 + NUDGE cos θ, so that an
+#: unstable uniform state is left (multiplied, not added: a density stays positive)
 NUDGE = 1e-3
 
 
@@ -86,10 +87,19 @@ def _growth(transport, c, noise, d):
     spectral radius."""
     basis = transport.basis
     rate = jnp.asarray(-noise * basis.degree * (basis.degree + d - 2), c.dtype)
-    eig = np.linalg.eigvals(np.asarray(_jacobian(transport, c, rate), dtype=float)[1:, 1:])
+    J = np.asarray(_jacobian(transport, c, rate), dtype=float)[1:, 1:]
+    if not np.all(np.isfinite(J)):
+        return np.nan, np.nan
+    eig = np.linalg.eigvals(J)
     if d == 2 and float(basis.order(c)) > 1e-6:
         eig = np.delete(eig, np.argmin(np.abs(eig)))
     return float(np.max(eig.real)), float(np.max(np.abs(eig)))
+
+
+def _nudge(basis, c, dtype):
+    """The coefficients of ρ (1 + NUDGE cos θ) (θ the polar angle for zonal densities)."""
+    c = jnp.asarray(c, dtype)
+    return basis.project(basis.values(c) * jnp.asarray(1 + NUDGE * np.cos(basis.angle), dtype))
 
 
 def _start(start, basis, d, dtype):
@@ -98,7 +108,7 @@ def _start(start, basis, d, dtype):
         return initial_coefficients(np.exp(CLUSTER * (cos - 1)), basis, d, dtype)
     c = initial_coefficients(start, basis, d, dtype)
     if isinstance(start, str):  # uniform
-        c = c + NUDGE * basis.first_harmonic()
+        c = np.asarray(_nudge(basis, c, dtype), float)
     return c
 
 
@@ -109,7 +119,7 @@ def _solve_one(transport, c0, beta, noise, d, tol, maxiter):
     F = free_energy(transport, c, noise, beta) if bool(transport.usa) else np.nan
     return Stationary(
         rho=np.asarray(basis.values(c)), angle=basis.angle, order=float(basis.order(c)),
-        free_energy=float(F), converged=bool(err <= tol), stable=growth <= 1e-9 * max(radius, 1.0),
+        free_energy=float(F), converged=bool(err <= tol), stable=bool(growth <= 1e-9 * max(radius, 1.0)),
         growth=growth, iterations=int(iterations), coefficients=np.asarray(c),
     )  # fmt: skip
 
@@ -141,7 +151,7 @@ def stationary(
 ) -> Stationary:  # fmt: skip
     """A stationary density of the mean-field flow of post (MODEL.md §12), reached by
     the fixed-point iteration ρ ← exp(Φ[ρ]/D)/∫ from ``start``: "cluster" (ρ ∝
-    exp(10 cos θ)), "uniform" (nudged by 1e−3 cos θ, so that an unstable uniform state
+    exp(10 cos θ)), "uniform" (times 1 + 1e−3 cos θ, so that an unstable uniform state
     is left), or a density as :func:`solve`'s ``rho0`` takes it."""
     beta, d, transport, dtype = _setup(scheme, beta, [noise], d, attention, modes)
     tol, maxiter = _iteration_settings(tol, maxiter, dtype)
@@ -155,7 +165,7 @@ def branch(
 ):  # fmt: skip
     """Continuation of :func:`stationary` along D: direction "up" starts from ``start``
     at the smallest D and seeds each D with the state of the one before; "down" comes
-    back from the largest D, seeded by where "up" ended (each seed nudged by 1e−3 cos θ).
+    back from the largest D, seeded by where "up" ended (each seed times 1 + 1e−3 cos θ).
     A state that survives in one direction and not the other is the hysteresis of a
     discontinuous transition. An xarray Dataset (direction, noise): order, free_energy,
     stable, growth, converged, rho (direction, noise, angle); ``ratio`` = D/threshold."""
@@ -166,12 +176,11 @@ def branch(
     noise = sorted(float(D) for D in np.atleast_1d(noise))
     beta, d, transport, dtype = _setup(scheme, beta, noise, d, attention, modes)
     tol, maxiter = _iteration_settings(tol, maxiter, dtype)
-    nudge = transport.basis.first_harmonic()
     rows, c = {}, _start(start, transport.basis, d, dtype)
     for direction, order in (("up", noise), ("down", noise[::-1])):
         out = []
         for D in order:
-            state = _solve_one(transport, jnp.asarray(c + NUDGE * nudge, dtype), beta, D, d, tol, maxiter)
+            state = _solve_one(transport, _nudge(transport.basis, c, dtype), beta, D, d, tol, maxiter)
             c = np.asarray(state.coefficients, float)
             out.append(state)
         rows[direction] = out if direction == "up" else out[::-1]

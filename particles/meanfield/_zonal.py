@@ -83,9 +83,3 @@ class Gegenbauer(eqx.Module):
     def order(self, c):
         """r = |∫ x ρ dσ| = |∫ s ρ dσ| = |c_1|/√d (P_1 = √d s)."""
         return jnp.abs(c[1]) / np.sqrt(self.d)
-
-    def first_harmonic(self) -> np.ndarray:
-        """The coefficients of s = cos θ (a perturbation towards the pole)."""
-        c = np.zeros(self.modes + 1)
-        c[1] = 1 / np.sqrt(self.d)
-        return c
