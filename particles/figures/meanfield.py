@@ -8,14 +8,19 @@ from a cluster and back down (:func:`particles.meanfield.branch`; filled marks s
 open unstable): above β_* (Mun and Rosenzweig, arXiv 2606.05140) the cluster outlives
 the threshold while the uniform state is stable there, a hysteresis loop; below β_*
 and for SA the two directions agree (continuous). Particles (n tokens, the Stratonovich
-SDE, Heun) from one cluster and from spread tokens: r averaged over the second half of
-the run.
+SDE, Heun; t ≤ 20, 4, 100 for the three columns) from one cluster and from spread
+tokens: r averaged over the second half of the run. Just above a continuous threshold
+the cluster's r decays at the small rate ∝ D − D_c (critical slowing down): tokens from
+a cluster there are still relaxing at the end of the run, not on another branch.
 
 (b) SA, β = 5, D = 0, n tokens from the uniform distribution and the PDE from their
-(heat-smoothed) empirical measure: the density against the tokens' histogram over
-time. (c) The metastable cluster count: the number of peaks of the PDE density, from
-1 + 10⁻⁴ Σ_k cos(kθ + φ_k) (random phases), when max ρ first reaches 4, against
-k* = argmax_k k² I_k(β), the fastest linear mode (β = 1..36).
+empirical measure smoothed by the heat kernel (e^{−0.01 k²}: the sampling noise of the
+high modes removed, the growing modes 2-4 kept within 4-15%): the density against the
+tokens' histogram over time, up to the time when the clusters are too sharp for the
+modes (with D = 0 they keep contracting). (c) The metastable cluster count: the number
+of peaks of the PDE density, from 1 + 10⁻⁴ Σ_k cos(kθ + φ_k) (random phases), when
+max ρ first reaches 4, against k* = argmax_k k² I_k(β), the fastest linear mode
+(β = 1..36).
 """
 
 import os
@@ -32,18 +37,18 @@ from .noise_transition import order_parameter
 
 # (d, attention, beta, particle time t1, Heun step h) per panel of (a)
 PANELS = (
-    (2, "usa", 1.0, 20.0, 0.01), (2, "usa", 6.0, 4.0, 1e-3), (2, "softmax", 8.0, 40.0, 0.02),
-    (3, "usa", 1.0, 20.0, 0.01), (3, "usa", 5.0, 4.0, 2e-3), (3, "softmax", 8.0, 40.0, 0.02),
+    (2, "usa", 1.0, 20.0, 0.01), (2, "usa", 6.0, 4.0, 1e-3), (2, "softmax", 8.0, 100.0, 0.02),
+    (3, "usa", 1.0, 20.0, 0.01), (3, "usa", 5.0, 4.0, 2e-3), (3, "softmax", 8.0, 100.0, 0.02),
 )  # fmt: skip
 SIZES = {
     "tiny": dict(ratios=(0.8, 1.2), panels=(0, 1), n=16, time_scale=0.1, modes=24, tokens=256,
-                 snapshots=(0.0, 2.0), betas=(1, 5), count_modes=64),
+                 snapshots=(0.0, 2.0), betas=(1, 5), count_modes=64, snapshot_modes=64),
     "quick": dict(ratios=(0.6, 0.8, 0.9, 0.95, 1.02, 1.05, 1.1, 1.15, 1.2, 1.3, 1.5), panels=range(6), n=256,
-                  time_scale=1.0, modes=64, tokens=4096, snapshots=(0.0, 5.0, 6.5, 8.0), betas=range(1, 37),
-                  count_modes=256),
+                  time_scale=1.0, modes=64, tokens=4096, snapshots=(0.0, 4.0, 5.5, 6.5), betas=range(1, 37),
+                  count_modes=512, snapshot_modes=256),
     "full": dict(ratios=tuple(np.round(np.arange(0.6, 1.61, 0.025), 3)), panels=range(6), n=1024,
-                 time_scale=2.0, modes=128, tokens=16384, snapshots=(0.0, 5.0, 6.5, 8.0, 10.0),
-                 betas=range(1, 37), count_modes=512),
+                 time_scale=2.0, modes=128, tokens=16384, snapshots=(0.0, 4.0, 5.5, 6.5, 7.0),
+                 betas=range(1, 37), count_modes=1024, snapshot_modes=512),
 }  # fmt: skip
 
 
@@ -91,6 +96,19 @@ def tokens_r(out_dir, size, cfg):
     return np.asarray(out)
 
 
+#: panel (b): the PDE starts from the tokens' empirical measure smoothed by e^{−SMOOTH k²}
+SMOOTH = 0.01
+
+
+def smoothed_empirical(theta, tau=SMOOTH, kmax=96):
+    """The density 1 + 2 Σ_{k≤kmax} e^{−τk²} Re(ĉ_k e^{−ikθ}) of angles ``theta``: their
+    empirical measure under the heat kernel at time τ, as a callable of the angle."""
+    k = np.arange(1, kmax + 1)
+    damp = np.exp(-tau * k * k)
+    a, b = damp * np.cos(np.outer(theta, k)).mean(0), damp * np.sin(np.outer(theta, k)).mean(0)
+    return lambda th: 1 + 2 * (np.cos(np.outer(th, k)) @ a + np.sin(np.outer(th, k)) @ b)
+
+
 def snapshots(cfg):
     """(ts, PDE ρ (time, angle), angle, tokens' angles (time, n)) for SA, β = 5, D = 0."""
     import jax
@@ -101,7 +119,10 @@ def snapshots(cfg):
         traj = particles.simulate(
             x0, "post", beta=5.0, t1=ts[-1], ts=ts, rtol=1e-7, atol=1e-9, block_size=1024
         )
-        sol = meanfield.solve(x0, beta=5.0, t1=ts[-1], ts=ts, modes=cfg["count_modes"], rtol=1e-7, atol=1e-9)
+        rho0 = smoothed_empirical(np.arctan2(x0[:, 1], x0[:, 0]))
+        sol = meanfield.solve(
+            rho0, beta=5.0, t1=ts[-1], ts=ts, modes=cfg["snapshot_modes"], rtol=1e-7, atol=1e-9
+        )
     th = np.asarray(traj.theta)
     return ts, sol.rho, sol.angle, np.mod(np.arctan2(th[..., 1], th[..., 0]), 2 * np.pi)
 
@@ -178,7 +199,7 @@ def _panel_snapshots(ax, ts, rho, angle, tokens):
         hist, _ = np.histogram(tokens[j], bins=bins, density=True)
         ax.stairs(hist * 2 * np.pi, bins, color=color, alpha=0.5, lw=1)
         ax.plot(angle, rho[j], color=color, lw=1.6, label=f"t = {t:g}")
-    ax.set(xlabel="θ", ylabel="density against dθ/2π", yscale="log", ylim=(0.05, None),
+    ax.set(xlabel="θ", ylabel="density against dθ/2π", ylim=(0, None),
            title=f"(b) SA, β = 5, D = 0: PDE (lines) vs n = {tokens.shape[1]} tokens (histograms)")  # fmt: skip
     ax.legend(fontsize=7, loc="upper right")
 

@@ -12,6 +12,10 @@ c_i ≥ c_j, so no exponential overflows however stiff the diffusion:
 and the embedded error h Σ_i (b_i − b̂_i) e^{L (1 − c_i) h} N_i. The step size follows
 the accuracy of the transport term only: the diffusion, however fast, is exact.
 The last stage is N at u_{n+1} (first same as last), kept as the solver state.
+
+Why not an explicit or IMEX solver (measured, docs/meanfield.md): on the circle with
+SA, β = 10, D = 0.01, 512 modes, t ≤ 50, this takes 943 steps, explicit Dormand–Prince
+38 688; with 32 modes to t = 10, diffrax's KenCarp4 took 22 250 steps against 38.
 """
 
 from collections.abc import Callable
