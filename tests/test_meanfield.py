@@ -249,7 +249,7 @@ def test_branch_hysteresis_only_above_beta_star(d, beta_above):
     ratios = np.array([0.8, 1.1, 1.5])
     for beta, loop in ((beta_above, True), (1.0, False)):
         D = ratios * mf.threshold(beta=beta, d=d, attention="usa")
-        ds = mf.branch(beta=beta, noise=D, d=d, attention="usa", modes=48)
+        ds = mf.branch(beta=beta, noise=D, d=d, attention="usa", modes=64)
         up, down = ds["order"].sel(direction="up").values, ds["order"].sel(direction="down").values
         assert bool(ds["converged"].all()) and bool(ds["stable"].all())
         assert up[0] > 0.3 and down[0] > 0.3 and up[2] < 1e-3 and down[2] < 1e-3

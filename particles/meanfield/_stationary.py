@@ -46,12 +46,11 @@ class Stationary:
 
 
 def _potential(transport: Transport, c, beta, noise):
-    """Φ[ρ]/D on the grid."""
+    """Φ[ρ]/D on the grid (``beta`` traced: one compiled iteration for every β)."""
     basis = transport.basis
     usa = transport.scale * basis.values(c * transport.first) / noise
-    if beta == 0:  # softmax = USA
-        return usa
-    return jnp.where(transport.usa, usa, jnp.log(basis.values(c * transport.mu)) / (beta * noise))
+    softmax = jnp.log(basis.values(c * transport.mu)) / (jnp.where(beta > 0, beta, 1) * noise)
+    return jnp.where(transport.usa | (beta == 0), usa, softmax)  # at β = 0 softmax = USA
 
 
 @eqx.filter_jit
@@ -113,7 +112,9 @@ def _start(start, basis, d, dtype):
 
 
 def _solve_one(transport, c0, beta, noise, d, tol, maxiter):
-    c, err, iterations = _iterate(transport, c0, beta, jnp.asarray(noise, c0.dtype), tol, maxiter)
+    c, err, iterations = _iterate(
+        transport, c0, jnp.asarray(beta, c0.dtype), jnp.asarray(noise, c0.dtype), tol, maxiter
+    )
     growth, radius = _growth(transport, c, noise, d)
     basis = transport.basis
     F = free_energy(transport, c, noise, beta) if bool(transport.usa) else np.nan
