@@ -174,9 +174,12 @@ def test_tokens_start():
     assert sol.mass[0] == pytest.approx(1, abs=1e-12) and sol.min_rho[0] > 0
     r = np.hypot(*x.mean(0))
     assert sol.order[0] == pytest.approx(r * math.exp(-27.6 / MODES**2), abs=1e-9)  # smoothed by e^{−τ}
-    y = rng.normal(size=(1000, 3)) + [0.0, 1.0, 0.0]
+    y = rng.normal(size=(4000, 3)) + [1.0, 0.0, 0.0]  # zonal about e_1
+    sol = mf.solve(y, d=3, beta=2.0, t1=0.01, ts=np.linspace(0, 0.01, SAVES), noise=0.1, modes=12, **TOL)
+    s = (y / np.linalg.norm(y, axis=1, keepdims=True))[:, 0]
+    assert sol.order[0] == pytest.approx(s.mean() * math.exp(-27.6 * 2 / (12 * 13)), abs=1e-9)  # k(k+d−2) = 2
     with pytest.raises(ValueError, match="not zonal"):
-        mf.solve(y, d=3, beta=1.0, t1=1.0)
+        mf.solve(y[:, [1, 0, 2]], d=3, beta=1.0, t1=1.0)
 
 
 @pytest.mark.parametrize(
@@ -254,3 +257,10 @@ def test_branch_hysteresis_only_above_beta_star(d, beta_above):
         assert bool(ds["converged"].all()) and bool(ds["stable"].all())
         assert up[0] > 0.3 and down[0] > 0.3 and up[2] < 1e-3 and down[2] < 1e-3
         assert (up[1] > 0.3 and down[1] < 1e-3) if loop else abs(up[1] - down[1]) < 1e-6
+
+
+def test_step_budget_spent_is_one_line():
+    with pytest.raises(particles.SimulationError, match="max_steps=3 was spent") as info:
+        mf.solve(lambda th: 1 + 0.1 * np.cos(th), beta=5.0, t1=5.0, ts=np.linspace(0, 5, SAVES), modes=MODES,
+                 max_steps=3)  # fmt: skip
+    assert "\n" not in str(info.value)

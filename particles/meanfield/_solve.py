@@ -102,44 +102,60 @@ def solve(
     t1 = check_float("t1", t1, positive=True)
     obj = check_scheme(scheme, t1)
     modes = check_modes(modes, d, beta, noise, usa)
+    check_choice("method", method, ("integrating-factor", "explicit"))
     dtype = default_dtype()
-    x64 = dtype == np.float64
-    rtol = check_float("rtol", (1e-8 if x64 else 1e-5) if rtol is None else rtol, positive=True)
-    atol = check_float("atol", (1e-10 if x64 else 1e-7) if atol is None else atol, positive=True)
+    tol = _tolerances(rtol, atol, dtype)
     max_steps = check_int("max_steps", max_steps, minimum=1)
-    ts = np.linspace(0.0, t1, 101) if ts is None else np.asarray(ts, dtype=float)
-    if ts.ndim != 1 or ts.size == 0 or ts[0] < 0 or ts[-1] > t1 or np.any(np.diff(ts) <= 0):
-        raise ValueError(f"ts must be increasing times in [0, t1={t1:g}]")
+    ts = _save_times(ts, t1)
     basis = make_basis(d, modes, dtype)
     c0 = jnp.asarray(initial_coefficients(rho0, basis, d, dtype), dtype)
     transport = Transport(basis, obj, beta, usa, dtype)
-    lap = basis.degree * (basis.degree + d - 2)
-    check_choice("method", method, ("integrating-factor", "explicit"))
-    rate = jnp.asarray(-noise * lap, dtype)
+    rate = jnp.asarray(-noise * basis.degree * (basis.degree + d - 2), dtype)
     if method == "explicit":
         term, solver = diffrax.ODETerm(_WithDiffusion(transport, rate)), diffrax.Dopri5()
     else:
         term, solver = diffrax.ODETerm(transport), LawsonDopri5(rate)
-    tol = dict(rtol=jnp.asarray(rtol, dtype), atol=jnp.asarray(atol, dtype))  # traced: no recompiling
     controller = diffrax.ClipStepSizeController(
-        diffrax.PIDController(**tol, norm=_l2), step_ts=jnp.asarray(ts, dtype)
-    )
+        diffrax.PIDController(**{k: jnp.asarray(v, dtype) for k, v in tol.items()}, norm=_l2),
+        step_ts=jnp.asarray(ts, dtype),
+    )  # tolerances as arrays: traced, no recompiling
     sol = solve_density(
-        term, solver, c0, None, jnp.asarray(ts, dtype), jnp.asarray(t1, dtype),
-        controller, max_steps,
-    )  # fmt: skip
-    if not diffrax.is_successful(sol.result):
-        raise SimulationError(
-            f"the mean-field solve stopped before t1={t1:g}: {sol.result} (raise max_steps={max_steps}, "
-            "or modes if the density is not resolved)"
-        )
+        term, solver, c0, None, jnp.asarray(ts, dtype), jnp.asarray(t1, dtype), controller, max_steps
+    )
+    _check_result(sol.result, t1, max_steps)
     rho, order, mass, low, F = map(np.asarray, _observe(transport, sol.ys, noise, beta))
-    settings = dict(method=method, scheme=obj.name, beta=beta, noise=noise, d=d, attention=attention, modes=modes,
-                    rtol=rtol, atol=atol)  # fmt: skip
+    settings = dict(method=method, scheme=obj.name, beta=beta, noise=noise, d=d, attention=attention,
+                    modes=modes, **tol)  # fmt: skip
     return MeanFieldSolution(
         ts=ts, angle=basis.angle, rho=rho, order=order, mass=mass, min_rho=low, free_energy=F,
         coefficients=np.asarray(sol.ys), steps=int(sol.stats["num_accepted_steps"]), settings=settings,
     )  # fmt: skip
+
+
+def _tolerances(rtol, atol, dtype) -> dict:
+    """rtol, atol checked; defaults 1e−8, 1e−10 in float64 and 1e−5, 1e−7 in float32."""
+    x64 = dtype == np.float64
+    rtol = check_float("rtol", (1e-8 if x64 else 1e-5) if rtol is None else rtol, positive=True)
+    atol = check_float("atol", (1e-10 if x64 else 1e-7) if atol is None else atol, positive=True)
+    return dict(rtol=rtol, atol=atol)
+
+
+def _save_times(ts, t1) -> np.ndarray:
+    ts = np.linspace(0.0, t1, 101) if ts is None else np.asarray(ts, dtype=float)
+    if ts.ndim != 1 or ts.size == 0 or ts[0] < 0 or ts[-1] > t1 or np.any(np.diff(ts) <= 0):
+        raise ValueError(f"ts must be increasing times in [0, t1={t1:g}]")
+    return ts
+
+
+def _check_result(result, t1, max_steps) -> None:
+    """Raise :class:`particles.SimulationError` in one line if the solve stopped early."""
+    if diffrax.is_successful(result):
+        return
+    if result == diffrax.RESULTS.max_steps_reached:
+        why = f"the step budget max_steps={max_steps} was spent; raise it"
+    else:
+        why = "the solver failed (a NaN or inf in the density: add modes)"
+    raise SimulationError(f"the mean-field solve stopped before t1={t1:g}: {why}")
 
 
 class _WithDiffusion(eqx.Module):
