@@ -9,6 +9,7 @@ import os
 import ensemble as ensemble_
 import large_n as large_n_
 import layers as layers_
+import meanfield as meanfield_
 import noise as noise_
 import phase as phase_
 import sensitivity as sensitivity_
@@ -26,6 +27,7 @@ SECTIONS = {
     "noise": noise_,
     "sensitivity": sensitivity_,
     "phase": phase_,
+    "meanfield": meanfield_,
 }
 
 
@@ -54,6 +56,7 @@ def render(
     noise: noise_.NoiseResult | None = None,
     sensitivity: sensitivity_.SensitivityResult | None = None,
     phase: phase_.PhaseResult | None = None,
+    meanfield: meanfield_.MeanFieldResult | None = None,
     appendix: list[str] = (),
 ) -> str:
     """The whole of RESULTS.md; ``appendix``: lines after the sections (other machines).
@@ -61,7 +64,7 @@ def render(
     this puts them together, in the order of the arguments."""
     given = dict(
         ensemble=ensemble, throughput=throughput, large_n=large_n, startup=startup, layers=layers,
-        noise=noise, sensitivity=sensitivity, phase=phase,
+        noise=noise, sensitivity=sensitivity, phase=phase, meanfield=meanfield,
     )  # fmt: skip
     results = [(SECTIONS[name], r) for name, r in given.items() if r is not None]
     head = [

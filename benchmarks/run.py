@@ -17,6 +17,8 @@ under the same conditions. Writes benchmarks/RESULTS.md and prints it.
     the forward pass, with peak memory (sensitivity.py).
 (h) Phase diagrams: the small one as a cold process against the numpy Euler research
     algorithm, the full-resolution one with the token and the Gram solve (phase.py).
+(i) The mean-field PDE (512 modes, SA beta=10, D=0.01, t <= 50): wall time and steps,
+    against its explicit method and particles (n=4096) on the same problem (meanfield.py).
 
 Timings are the best of several repeats of the second call, with block_until_ready.
 Each benchmark returns a frozen dataclass and writes its own lines of the markdown
@@ -31,6 +33,7 @@ from common import HERE, MatmulClock, describe_machine
 from ensemble import ensemble
 from large_n import large_n
 from layers import layers
+from meanfield import meanfield_bench
 from noise import noise
 from phase import phase
 from report import other_machines, render
@@ -55,6 +58,8 @@ def main(argv=None):
     p.add_argument("--layers-d", type=int, default=128)
     p.add_argument("--noise-n", type=int, default=8192, help="tokens of the noisy flow")
     p.add_argument("--lyapunov-k", type=int, default=8, help="exponents of the lyapunov benchmark")
+    p.add_argument("--meanfield-modes", type=int, default=512, help="Fourier modes of the mean-field PDE")
+    p.add_argument("--meanfield-n", type=int, default=4096, help="tokens of the particles beside the PDE")
     p.add_argument("--no-full-phase", action="store_true", help="skip the full-resolution phase diagram")
     p.add_argument("--out", default=os.path.join(HERE, "RESULTS.md"))
     args = p.parse_args(argv)
@@ -74,6 +79,7 @@ def main(argv=None):
             k=args.lyapunov_k, layers=args.layers, layers_n=args.layers_n, layers_d=args.layers_d
         ),
         phase=phase(full_size=False if args.no_full_phase else None),
+        meanfield=meanfield_bench(args.meanfield_modes, args.meanfield_n),
     )
     clock.measure()
     appendix = []

@@ -12,6 +12,7 @@ from . import animate as animate
 from . import equiangular as equiangular
 from . import init as init
 from . import kernels as kernels
+from . import meanfield as meanfield
 from . import schemes as schemes
 from . import sensitivity as sensitivity
 from . import sphere as sphere

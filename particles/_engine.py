@@ -91,3 +91,24 @@ def solve_ode(
         throw=False,
         progress_meter=diffrax.TqdmProgressMeter() if progress else diffrax.NoProgressMeter(),
     )
+
+
+@eqx.filter_jit
+def solve_density(term, solver, y0, args, ts, t1, controller, max_steps):
+    """One ``diffrax.diffeqsolve`` for a flow whose state is a density's coefficients
+    (:mod:`particles.meanfield`): from t = 0 to ``t1`` with the given term, solver and
+    step-size controller, saving at ``ts``; failures are reported in ``result``, not
+    raised."""
+    return diffrax.diffeqsolve(
+        term,
+        solver,
+        0.0,
+        t1,
+        None,
+        y0,
+        args=args,
+        saveat=diffrax.SaveAt(ts=ts),
+        stepsize_controller=controller,
+        max_steps=max_steps,
+        throw=False,
+    )

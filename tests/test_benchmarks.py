@@ -20,6 +20,7 @@ import common  # noqa: E402
 import ensemble  # noqa: E402
 import large_n  # noqa: E402
 import layers  # noqa: E402
+import meanfield  # noqa: E402
 import noise  # noqa: E402
 import phase  # noqa: E402
 import report  # noqa: E402
@@ -210,6 +211,21 @@ def noise_rows_print(r):
     assert_prints(sde, [r.sde_s / r.steps, r.sde_s])
     assert_prints(ode, [r.ode_s / r.steps, r.ode_s])
     assert_prints(noise.section_lines(r)[-1], [r.block_size, r.sphere_error])
+
+
+def meanfield_rows_print(r):
+    pde, explicit, tokens = body(meanfield.section_lines(r))
+    assert_prints(pde, [r.modes, r.pde_s, r.pde_steps])
+    assert_prints(explicit, [r.explicit_s, r.explicit_steps])
+    assert_prints(tokens, [r.n, r.step_size, r.particles_s, r.t1 / r.step_size])
+    assert_prints(meanfield.section_lines(r)[-1], [r.order_gap, *r.final_order])
+
+
+def test_meanfield():
+    r = meanfield.meanfield_bench(modes=32, n=64, t1=0.5, h=0.05)
+    assert_sane(r)
+    assert r.pde_steps > 0 and r.explicit_steps > 0 and r.order_gap < 0.5
+    meanfield_rows_print(r)
 
 
 def test_noise():
@@ -410,6 +426,9 @@ def sample_results():
             (3, 90, 64, 301),
             6,
         ),  # fmt: skip
+        meanfield=meanfield.MeanFieldResult(
+            512, 4096, 10.0, 0.01, 50.0, 0.24, 943, 9.5, 38688, 30.0, 0.05, 0.031, (0.547, 0.47, 0.937)
+        ),  # fmt: skip
     )
 
 
@@ -423,13 +442,14 @@ def test_each_section_prints_its_numbers():
     noise_rows_print(r["noise"])
     sensitivity_rows_print(r["sensitivity"])
     phase_rows_print(r["phase"])
+    meanfield_rows_print(r["meanfield"])
 
 
 def test_the_targets_are_measured_as_their_definitions_say():
     """Each target row prints the figures it is judged on, recomputed here from the
     raw results (the sample's are chosen so that no two coincide)."""
     r = sample_results()
-    e, t, ln, st, la, no, se, ph = (r[k] for k in report.SECTIONS)
+    e, t, ln, st, la, no, se, ph, mf = (r[k] for k in report.SECTIONS)
     t_scipy = e.scipy.time_s
     f32 = e.solve("float32")
     (row,) = ensemble.target_lines(e)
@@ -469,6 +489,9 @@ def test_the_targets_are_measured_as_their_definitions_say():
         ],
     )
     assert_prints(full, [f.wall_s for f in ph.full])
+    (row,) = meanfield.target_lines(mf)
+    assert_prints(row, [mf.modes, mf.beta, mf.noise, mf.t1, mf.pde_s, mf.pde_steps, mf.explicit_steps, mf.n])
+    assert_prints(row, [mf.particles_s, mf.order_gap])
 
 
 def test_report_puts_the_sections_together():

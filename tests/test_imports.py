@@ -319,3 +319,18 @@ def test_experiments_use_public_names_only():
 def test_benchmarks_use_public_names_only():
     found = private_uses(ROOT / "benchmarks")
     assert not found, "private names of particles used:\n" + "\n".join(found)
+
+
+def test_diffeqsolve_is_called_from_the_engine_only():
+    """``diffrax.diffeqsolve`` is called in particles/_engine.py (every flow's solve,
+    the mean field's included) and particles/equiangular.py (the reduced model) only."""
+    allowed = {"particles/_engine.py", "particles/equiangular.py"}
+    callers = set()
+    for path in sorted((ROOT / "particles").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            if isinstance(node, ast.Call):
+                func = node.func
+                name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
+                if name == "diffeqsolve":
+                    callers.add(path.relative_to(ROOT).as_posix())
+    assert callers and callers <= allowed, sorted(callers - allowed)

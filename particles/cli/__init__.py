@@ -10,6 +10,7 @@ import sys
 
 from .._problem import precision
 from ._files import animate_parser, figure_parser, info_parser
+from ._meanfield import meanfield_parser
 from ._options import Parser
 from ._sensitivity import lyapunov_parser, stability_parser
 from ._simulate import demo_parser, simulate_parser
@@ -33,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     info_parser(sub)
     lyapunov_parser(sub)
     stability_parser(sub)
+    meanfield_parser(sub)
     return parser
 
 
