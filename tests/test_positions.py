@@ -350,3 +350,18 @@ def test_lost_in_the_middle_figure_tiny(tmp_path):
     k_min = int(np.argmin(u[:-1]))  # n = 32 (§11): primacy and recency around an interior minimum
     assert 0 < k_min < 30 and u[0] > u[k_min] < u[30]
     np.testing.assert_allclose(ds.angle.isel(token=0), ds.angle.isel(token=0, trajectory_time=0), atol=1e-12)
+
+
+@pytest.mark.parametrize("case", ["alibi+positions", "rope+causal", "prior-softmax+rope"])
+def test_row_blocks_equal_the_dense_field(case):
+    """Blocks of 3 of the 7 queries (the last one padded) give the dense field."""
+    ours = {
+        "alibi+positions": dict(position=particles.ALiBi(SLOPES), positions=jnp.asarray(POSITIONS)),
+        "rope+causal": dict(CASES["rope+causal"][0]),
+        "prior-softmax+rope": dict(CASES["prior-softmax+rope"][0]),
+    }[case]
+    Q, K, V = (jnp.asarray(w[None]) for w in _weights(6))
+    theta = particles.init.uniform_sphere(8, N, D, batch=2, dtype=np.float64)
+    dense = _field(particles.Attention(jnp.asarray([0.7, 1.4]), Q=Q, K=K, V=V, block_size=N, **ours), theta)
+    blocks = _field(particles.Attention(jnp.asarray([0.7, 1.4]), Q=Q, K=K, V=V, block_size=3, **ours), theta)
+    np.testing.assert_allclose(np.asarray(blocks), np.asarray(dense), rtol=1e-13, atol=1e-14)
