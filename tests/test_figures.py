@@ -31,7 +31,6 @@ def test_layers_vs_ode_figure_shows_first_order(tmp_path):
         assert np.all(np.isfinite(ds["mean_cosine"].values))
 
 
-@pytest.mark.slow
 def test_stability_figure_tiny(tmp_path):
     import jax
     import jax.numpy as jnp

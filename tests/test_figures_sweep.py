@@ -2,7 +2,6 @@
 the files are written, nothing else is left behind, and the data show the physics."""
 
 import numpy as np
-import pytest
 import xarray as xr
 
 import particles
@@ -92,7 +91,6 @@ def test_collapse_rates_tiny(tmp_path, capsys):
         assert sum(line.split()[0] == scheme for line in table.splitlines() if line.strip()) == 2
 
 
-@pytest.mark.slow
 def test_noise_transition_tiny(tmp_path):
     """The figure's files, nothing left behind; its exact curves against scipy; the
     data: coherent below the β = 0 threshold, incoherent above, and pre collapses

@@ -157,7 +157,6 @@ def test_layernorm_pre_layers_converge_to_their_ode():
     assert 1.8 < errors[0] / errors[1] < 2.2 and 1.8 < errors[1] / errors[2] < 2.2, errors
 
 
-@pytest.mark.slow
 def test_post_layernorm_with_unit_gain_converges_on_the_centred_sphere():
     """Post-LN with γ = 1, b = 0: tokens live on the centred sphere of radius √(d(1 − ε)),
     and the layers converge to the ODE that starts there."""

@@ -86,7 +86,6 @@ def test_threshold_at_one_over_d_with_the_mean_field_order_parameter(d, below, a
     assert abs(rms / expected - 1) < 0.3, (rms, expected)
 
 
-@pytest.mark.slow
 def test_threshold_moves_with_beta_to_the_linear_instability_of_the_uniform_state():
     """β > 0, post (softmax), d = 2: linearised at the uniform measure the softmax drift is
     the USA one divided by Z = ∫ e^{β⟨θ,y⟩} dσ(y), so by Funk-Hecke the first harmonic

@@ -391,7 +391,6 @@ def test_hessian_spectrum_matches_the_dense_hessian(transformer):
     np.testing.assert_allclose(H @ v, res.eigenvalues[0] * v, atol=1e-6 * abs(res.eigenvalues[0]))
 
 
-@pytest.mark.slow
 def test_hessian_in_the_ode_mode_lanczos_equals_dense():
     x0 = np.random.default_rng(11).normal(size=(3, 3))
     kw = dict(beta=1.0, t1=1.0, wrt="x0", k=2, loss=weighted, step_size=0.1, max_steps=16)

@@ -30,7 +30,6 @@ def test_span_solve_equals_ambient_solve_step_for_step(scheme):
     np.testing.assert_allclose(span.r, full.r, rtol=1e-12)
 
 
-@pytest.mark.slow
 def test_span_solve_adaptive_meets_the_tolerance_and_the_collapse_stop():
     """Adaptive steps see the error in other coordinates, so the step sequences differ:
     both solves are within their tolerance of a tight reference, and the collapse stop

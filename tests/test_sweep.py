@@ -19,7 +19,6 @@ from particles.analysis import crossing_time
 from particles.cli import main
 
 
-@pytest.mark.slow
 def test_equiangular_sweep_matches_reduced_model(tmp_path):
     """From the equiangular start the mean cosine of every (beta, seed) is ρ(t) of the
     reduced model (MODEL.md §3); the collapse event stops at its threshold time."""
@@ -179,7 +178,7 @@ def test_sweep_observables_equal_simulate_then_observe(tmp_path):
 ALL_SCHEMES = pytest.param(tuple(particles.SCHEMES), marks=pytest.mark.slow, id="all")
 
 
-@pytest.mark.parametrize("attention", ["softmax", pytest.param("usa", marks=pytest.mark.slow)])
+@pytest.mark.parametrize("attention", ["softmax", "usa"])
 @pytest.mark.parametrize("schemes", [("post", "pre"), ALL_SCHEMES])
 def test_gram_sweep_matches_the_token_sweep_for_every_scheme(tmp_path, attention, schemes):
     """``gram=True`` solves the chord distances (MODEL.md §8) instead of the tokens: at
@@ -248,7 +247,6 @@ def _capture_compiles():
 NOISY = dict(beta=[0.0, 1.0], noise=[0.0, 0.3], step_size=0.1, seeds=[1, 2], t1=2.0)
 
 
-@pytest.mark.slow
 def test_noise_axis_resumes_bit_identical_and_keys_the_paths_by_seed(tmp_path, capsys):
     """noise as a swept axis (MODEL.md §10): killed and resumed, or cut into other chunk
     sizes, the store is bit-identical; seed s has the Brownian paths of
