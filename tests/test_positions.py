@@ -365,3 +365,21 @@ def test_row_blocks_equal_the_dense_field(case):
     dense = _field(particles.Attention(jnp.asarray([0.7, 1.4]), Q=Q, K=K, V=V, block_size=N, **ours), theta)
     blocks = _field(particles.Attention(jnp.asarray([0.7, 1.4]), Q=Q, K=K, V=V, block_size=3, **ours), theta)
     np.testing.assert_allclose(np.asarray(blocks), np.asarray(dense), rtol=1e-13, atol=1e-14)
+
+
+def test_positions_figure_tiny(tmp_path):
+    """Every variant clusters (mean cosine rises from its start); under causal attention
+    with V = I every token's distance to the merged earlier ones decays, at a fitted rate
+    that is finite and at most k/(k+1) (the slowest, token 1's 1/2, sets the pace)."""
+    import xarray as xr
+
+    from particles.figures import run
+
+    run("positions", str(tmp_path), "tiny")
+    ds = xr.open_dataset(tmp_path / "positions.nc", engine="h5netcdf")
+    assert list(ds.variant.values) == ["none", "causal", "ALiBi", "RoPE 10", "RoPE 1e2", "RoPE 1e4"]
+    assert np.all(ds.mean_cosine.isel(time=-1) > ds.mean_cosine.isel(time=0) + 0.5)
+    assert np.all(ds.effective_rank.isel(time=-1) < ds.effective_rank.isel(time=0))
+    rates = ds.measured_rate.values
+    assert np.all(np.isfinite(rates)) and np.all(rates <= ds.linearised_rate.values + 0.02)
+    np.testing.assert_allclose(rates[0], 0.5, atol=0.02)  # token 1 against token 0: rate 1/2

@@ -20,6 +20,7 @@ FIGURES = (
     "noise_transition",
     "stability",
     "lost_in_the_middle",
+    "positions",
     "meanfield",
 )
 SIZES = ("tiny", "quick", "full")
