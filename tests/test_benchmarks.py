@@ -192,6 +192,19 @@ def test_throughput(clock):
     throughput_rows_print(r)
 
 
+def test_throughput_with_positions(clock):
+    cases = [
+        throughput.Case(64, None, "auto"),
+        *(throughput.Case(64, None, "auto", p) for p in throughput.POSITIONS),
+    ]
+    r = throughput.throughput(clock, cases, d=32, rounds=2)
+    ratios = r.position_ratios()
+    assert sorted(ratios) == [(64, "alibi"), (64, "rope")] and all(v > 0 for v in ratios.values())
+    (line,) = [x for x in throughput.target_lines(r) if "ALiBi or RoPE" in x]
+    assert f"alibi {ratios[(64, 'alibi')]:.0%}" in line and f"rope {ratios[(64, 'rope')]:.0%}" in line
+    assert any(", rope |" in row for row in throughput.section_lines(r))
+
+
 def layers_rows_print(r):
     scan, whole = body(layers.section_lines(r))
     assert_prints(scan, [r.scan_s * 1e3, r.flops / r.scan_s / r.matmul_rate])
