@@ -28,9 +28,16 @@ from ._model import AbstractKernel, AbstractPosition, as_kernel, as_position
 # - H100 (2026-11-23): pairs of 1024-blocks ran at 33-37% of the 8192² matmul rate (at
 #   full float32 precision) for n = 8192-65536, launch-bound; pairs of 8192-blocks at
 #   69-84%, dense n ≤ 8192 at 58%.
+# - 2-core CPU (2026-12-07, benchmarks/throughput.py, timed in alternation with a matmul):
+#   the field with ALiBi at n = 2048 (row blocks, being causal) took 13.0 ms dense and 7.5 ms
+#   in row blocks of 512 (the plain symmetric field 6.1-7.1 ms): row blocks of
+#   ``row_entries`` = 2^20 weights, not 2^22 (which made n = 2048 one dense block of
+#   16 MiB of weights).
 BLOCKING = {
-    "cpu": dict(dense_max=1 << 21, block_entries=1 << 22, min_rows=256, pair_block=1024),
-    "gpu": dict(dense_max=1 << 26, block_entries=1 << 26, min_rows=1024, pair_block=8192),
+    "cpu": dict(dense_max=1 << 21, block_entries=1 << 22, row_entries=1 << 20, min_rows=256, pair_block=1024),
+    "gpu": dict(
+        dense_max=1 << 26, block_entries=1 << 26, row_entries=1 << 26, min_rows=1024, pair_block=8192
+    ),
 }
 
 # float32 matmuls at full precision: on GPUs JAX's default may use TF32 (10-bit
@@ -43,7 +50,7 @@ def auto_block_size(n: int, batch_size: int = 1, symmetric: bool = False, backen
     """Tokens per block, from :data:`BLOCKING` for ``backend`` (default: JAX's default
     backend; any accelerator counts as "gpu"): dense (``n``) while the batch of n × n
     weights holds at most ``dense_max`` numbers; else row blocks of
-    ``block_entries // (batch n)`` queries, or for ``symmetric`` pairs of blocks
+    ``row_entries // (batch n)`` queries, or for ``symmetric`` pairs of blocks
     (:func:`symmetric_mix`) blocks of √(``block_entries // batch``) tokens,
     at most ``pair_block``; a power of two, at least ``min_rows``."""
     backend = backend or jax.default_backend()
@@ -53,7 +60,7 @@ def auto_block_size(n: int, batch_size: int = 1, symmetric: bool = False, backen
     if symmetric:
         rows = min(cfg["pair_block"], math.isqrt(cfg["block_entries"] // batch_size))
     else:
-        rows = cfg["block_entries"] // (n * batch_size)
+        rows = cfg["row_entries"] // (n * batch_size)
     rows = max(cfg["min_rows"], rows)
     return min(n, 1 << (rows.bit_length() - 1))
 
