@@ -383,3 +383,40 @@ def test_positions_figure_tiny(tmp_path):
     rates = ds.measured_rate.values
     assert np.all(np.isfinite(rates)) and np.all(rates <= ds.linearised_rate.values + 0.02)
     np.testing.assert_allclose(rates[0], 0.5, atol=0.02)  # token 1 against token 0: rate 1/2
+
+
+def test_sweep_over_positions_equals_simulate(tmp_path):
+    """The axis ``position`` of labels: each unit is the simulate call of its batch."""
+    labels = ["none", "causal", "alibi:0.5", "rope:100+causal"]
+    ds = particles.sweep(
+        tmp_path / "s", beta=[1.0, 2.0], n=6, d=4, t1=2.0, seeds=2, save_every=1.0, position=labels,
+        dtype="float64", progress=False,
+    )  # fmt: skip
+    assert list(ds.position.values) == labels
+    x0 = np.stack([particles.init.uniform_sphere(s, 6, 4, dtype=np.float64) for s in range(2)])
+    parts = (particles.RoPE(base=100.0), particles.Causal())
+    for beta in (1.0, 2.0):  # the two betas are one solve (a beta group): simulate gets that batch
+        x = np.concatenate([x0, x0])
+        b = np.repeat([1.0, 2.0], 2)
+        traj = particles.simulate(
+            x, "post", beta=b, t1=2.0, ts=ds.time.values, position=parts, dtype="float64"
+        )
+        rows = slice(0, 2) if beta == 1.0 else slice(2, 4)
+        expected = np.asarray(particles.analysis.mean_cosine(traj.theta))[rows]
+        got = ds.mean_cosine.sel(position="rope:100+causal", beta=beta).values
+        np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "kw, match",
+    [
+        (dict(position=["spiral"]), "'spiral' is not one of"),
+        (dict(position=["rope:abc"]), "not a number"),
+        (dict(position=["causal:2"]), "is not one of"),
+        (dict(position=["alibi"], gram=True), "gram=True solves the Gram flow"),
+    ],
+)
+def test_bad_sweep_positions_are_refused_before_the_store(tmp_path, kw, match):
+    with pytest.raises(ValueError, match=match) as info:
+        particles.sweep(tmp_path / "s", beta=1.0, n=4, d=3, t1=1.0, progress=False, **kw)
+    assert "\n" not in str(info.value) and not (tmp_path / "s").exists()

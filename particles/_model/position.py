@@ -271,3 +271,33 @@ def as_position(position=None, causal: bool = False) -> AbstractPosition:
     if position is None:
         return Causal() if causal else NoPosition()
     raise ValueError(f"position={position!r} must be a position part such as particles.Causal()")
+
+
+SPEC_NAMES = ("none", "causal", "alibi", "rope")
+
+
+def from_spec(spec: str, name: str = "position") -> AbstractPosition | None:
+    """Position parts from a label: names joined by ``+``, each ``none``, ``causal``,
+    ``alibi[:SLOPE]`` (one slope for every head; default 2^{−8h/H}) or ``rope[:BASE]``
+    (default base 10000), e.g. ``"rope:500+causal"``; None for ``"none"``. A one-line
+    error naming ``name`` otherwise."""
+    parts = []
+    for item in str(spec).split("+"):
+        key, _, value = item.partition(":")
+        if key not in SPEC_NAMES or (value and key in ("none", "causal")):
+            raise ValueError(
+                f"{name}={spec!r}: {item!r} is not one of: none, causal, alibi[:SLOPE], rope[:BASE]"
+            )
+        try:
+            number = float(value) if value else None
+        except ValueError:
+            raise ValueError(f"{name}={spec!r}: {value!r} is not a number") from None
+        if key == "alibi":
+            parts.append(ALiBi(None if number is None else [number]))
+        elif key == "rope":
+            parts.append(RoPE() if number is None else RoPE(base=number))
+        elif key == "causal":
+            parts.append(Causal())
+    if not parts:
+        return None
+    return parts[0] if len(parts) == 1 else Positions(tuple(parts))

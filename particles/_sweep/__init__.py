@@ -87,6 +87,7 @@ def sweep(
     gram=False,
     noise=None,
     step_size=None,
+    position=None,
     **scheme_params,
 ):
     """Run a grid of simulations and return its observables as an ``xarray.Dataset``.
@@ -134,6 +135,12 @@ def sweep(
     instead of the tokens; ``gram=False`` solves the tokens. Either meets ``rtol``/``atol``
     in the token norm; the results agree to the tolerance (tests/test_sweep.py).
 
+    Positions (MODEL.md §11): ``position`` (a label or a list of labels, then the axis
+    ``position``): ``"none"``, ``"causal"``, ``"alibi[:SLOPE]"``, ``"rope[:BASE]"``, joined
+    by ``+`` (``"rope:500+causal"``); sweep a RoPE base or an ALiBi slope as labels
+    (``["rope:10", "rope:100", "rope:10000"]``). Positions other than causal are solved
+    as tokens (they break the Gram flow; ``gram=True`` with them is refused).
+
     ``scheduler`` (an address such as ``"tcp://host:8786"`` or a ``distributed.Client``)
     sends the chunks to a Dask cluster (``pip install "attention-particles[distributed]"``). Workers
     only compute; this process writes every chunk file, so the store and its resumption
@@ -166,6 +173,7 @@ def sweep(
         layers=layers,
         noise=noise,
         step_size=step_size,
+        position=position,
         model=dict(
             norm=norm, mlp=mlp, residual=residual, weights=weights, heads=heads, weight_seed=weight_seed
         ),

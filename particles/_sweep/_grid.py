@@ -9,6 +9,7 @@ import numpy as np
 
 from .. import analysis, init
 from .._config import SolveConfig, save_times
+from .._model.position import from_spec
 from .._problem import check_dtype
 from .._validate import check_choice, check_float, check_int
 from ..schemes import SCHEMES, scheme_parameters
@@ -41,6 +42,14 @@ def _axis(name, value, convert):
 def _scheme_name(name, value):
     if not isinstance(value, str) or value not in SCHEMES:
         raise ValueError(f"{name}={value!r} is not one of: {', '.join(SCHEMES)}")
+    return value
+
+
+def _position_label(name, value):
+    """A position label (:func:`particles._model.position.from_spec`), checked."""
+    if not isinstance(value, str):
+        raise ValueError(f"{name}={value!r} must be a label such as 'causal', 'alibi' or 'rope:500+causal'")
+    from_spec(value, name)
     return value
 
 
@@ -153,6 +162,8 @@ def sweep_config(**kw) -> SweepConfig:
         axes["layers"] = _axis("layers", kw["layers"], lambda k, v: check_int(k, v, minimum=1))
     if kw.get("noise") is not None:  # the SDE of MODEL.md §10 (absent: the ODE, as in earlier stores)
         axes["noise"] = _axis("noise", kw["noise"], lambda k, v: check_float(k, v, nonnegative=True))
+    if kw.get("position") is not None:  # position parts of MODEL.md §11 (absent: none, as in earlier stores)
+        axes["position"] = _axis("position", kw["position"], _position_label)
     seeds = kw["seeds"]
     if isinstance(seeds, (int, np.integer)) and not isinstance(seeds, bool):
         seeds = list(range(check_int("seeds", seeds, minimum=1)))
@@ -178,6 +189,10 @@ def sweep_config(**kw) -> SweepConfig:
         grouped=solve.step_size is None and not solve.gram and not stop
         and "layers" not in axes and "noise" not in axes,
     )  # fmt: skip
+    if solve.gram and any(from_spec(p) is not None and p != "causal" for p in axes.get("position", ([],))[0]):
+        raise ValueError(
+            "gram=True solves the Gram flow, which positions other than causal break; drop gram or those positions"
+        )
     if any(axes.get("noise", ([0.0],))[0]):
         if solve.step_size is None:
             raise ValueError("noise > 0 needs constant steps: give step_size")
@@ -237,6 +252,7 @@ class Unit(NamedTuple):
     beta: float
     layers: int | None
     noise: float | None
+    position: str | None = None  # a label of particles._model.position.from_spec
 
     def without_beta(self) -> tuple:
         """The coordinates that a group of betas shares."""
@@ -248,7 +264,7 @@ def units_of(cfg: SweepConfig):
     point (in the order of the axes, seed excluded) the index of its unit. A scheme
     parameter that a scheme does not take does not make new units for it."""
     axes = {k: a.values for k, a in cfg.axes.items() if k != "seed"}
-    params = [k for k in axes if k not in ("scheme", "n", "d", "beta", "layers", "noise")]
+    params = [k for k in axes if k not in ("scheme", "n", "d", "beta", "layers", "noise", "position")]
     units, index = [], {}
     grid = np.empty([len(v) for v in axes.values()], dtype=np.int64)
     for pos in itertools.product(*(range(len(v)) for v in axes.values())):
@@ -262,6 +278,7 @@ def units_of(cfg: SweepConfig):
             point["beta"],
             point.get("layers"),
             point.get("noise"),
+            point.get("position"),
         )
         if unit not in index:
             index[unit] = len(units)

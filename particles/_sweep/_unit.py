@@ -14,6 +14,7 @@ from .. import analysis, init
 from .._config import SolveConfig
 from .._gram import observe_gram
 from .._integrate import Observe, integrate
+from .._model.position import from_spec
 from .._outcome import observed_outcome
 from .._problem import make_problem, precision
 from .._solver import UnrolledTsit5
@@ -77,13 +78,14 @@ def _solve(cfg, unit, x0, beta):
     """The solve of :func:`solve_group`: tokens ``x0`` (batch, n, d), ``beta`` a scalar
     or one per trajectory; the other settings from ``unit``."""
     scheme, params, d, layers, noise = unit.scheme, unit.params, unit.d, unit.layers, unit.noise
+    position = None if unit.position is None else from_spec(unit.position)
     dtype = jnp.dtype(cfg.dtype)
     seeds, ts = cfg.values("seed"), np.asarray(cfg.ts)
     delta = cfg.delta
     problem = make_problem(
         x0, get_scheme(scheme, **dict(params)), beta=beta, t0=cfg.t0, t1=cfg.t1, dtype=dtype,
         attention=cfg.solve.attention, layers=layers, **_model_arguments(cfg, d, layers, dtype),
-        **_noise_arguments(noise, seeds),
+        **_noise_arguments(noise, seeds), position=position,
     )  # fmt: skip
     config = SolveConfig(
         ts=ts, stop_at_collapse=delta if cfg.stop_at_collapse else None,
@@ -209,13 +211,14 @@ def check_units(cfg, units) -> None:
     SolveConfig(ts=np.asarray(cfg.ts), **cfg.solve.options())
     names = analysis.check_observables(cfg.observables)
     with precision(cfg.dtype):
-        for (scheme, params, n, d, _, layers, noise), betas in lines.items():
+        for (scheme, params, n, d, _, layers, noise, position), betas in lines.items():
             x0 = _initial_tokens(cfg.init, tuple(seeds), n, d, dtype.name)[:1]
             make_problem(
                 jnp.tile(x0, (len(betas), 1, 1)), get_scheme(scheme, **dict(params)),
                 beta=np.asarray(betas, np.float64), t0=cfg.t0, t1=cfg.t1, dtype=dtype,
                 attention=cfg.solve.attention, layers=layers, **_model_arguments(cfg, d, layers, dtype),
                 **_noise_arguments(noise, seeds[:1] * len(betas)),
+                position=None if position is None else from_spec(position),
             )  # fmt: skip
             if "energy" in names:
                 for b in betas:

@@ -74,6 +74,10 @@ def sweep_parser(sub):
         help="noise D of the SDE on the sphere: one value or a list (needs --step-size; paths from each seed)",
     )  # fmt: skip
     p.add_argument("--step-size", type=float, default=None, help="constant steps (default: adaptive)")
+    p.add_argument(
+        "--position", default=None,
+        help="position labels, a list: none, causal, alibi[:SLOPE], rope[:BASE], joined by + (e.g. causal,rope:500+causal)",
+    )  # fmt: skip
     p.add_argument("--chunk-size", type=int, default=None, help="(scheme, n, d, beta) units per chunk file")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.add_argument("--out", required=True, help="store folder; rerunning the same command resumes it")
@@ -132,6 +136,7 @@ def _run_sweep(args):
         weight_seed=args.weight_seed,
         noise=noise,
         step_size=args.step_size,
+        position=None if args.position is None else args.position.split(","),
         **params,
     )
     if ds.attrs["chunks_resumed"]:
