@@ -441,3 +441,28 @@ def test_linear_response_is_the_leading_order_in_one_over_n():
         assert gaps[-1] > 10 * stderr[-1]
         assert np.all(np.abs(mean[:-1] - linear[:-1]) < 4 * stderr[:-1] + 1.0 / n)
     assert 1.7 < gaps[0] / gaps[1] < 2.3 and 1.7 < gaps[1] / gaps[2] < 2.3, gaps
+
+
+def test_gradients_through_a_flow_with_positions_match_finite_differences():
+    """Sensitivity with position parts: ∂ℓ/∂x(0) of the pre flow with RoPE and ALiBi
+    against central differences of simulate."""
+    x0 = np.random.default_rng(11).normal(size=(4, 4))
+    kw = dict(
+        beta=0.9, t1=0.5, rtol=1e-11, atol=1e-13, position=(particles.RoPE(base=3.0), particles.ALiBi([0.3]))
+    )
+    weights = jnp.arange(1.0, 17.0).reshape(4, 4)
+
+    def loss(x):
+        return jnp.sum(jnp.sin(x) * weights)
+
+    g = particles.sensitivity.gradients(x0, "pre", loss=loss, ts=[0.0, 0.5], **kw)[0]
+
+    def final_loss(x):
+        return float(loss(jnp.asarray(particles.simulate(x, "pre", ts=[0.5], **kw).x[-1])))
+
+    fd = np.zeros_like(x0)
+    for idx in np.ndindex(*x0.shape):
+        e = np.zeros_like(x0)
+        e[idx] = 1e-6
+        fd[idx] = (final_loss(x0 + e) - final_loss(x0 - e)) / 2e-6
+    assert np.max(np.abs(np.asarray(g) - fd)) / np.max(np.abs(fd)) < 1e-6
