@@ -13,7 +13,7 @@ from jaxtyping import Array, Float
 from ._attention import HEAD_REDUCTIONS, Attention
 from ._layers import RESIDUALS, LayerLimit
 from ._mlp import MLP
-from ._model import Causal, NoPosition, as_kernel, as_position, position_name
+from ._model import Causal, NoPosition, as_kernel, as_position
 from ._norms import Norm, as_norm, ode_limit_exists
 from ._validate import as_key, check_choice, check_finite_array, check_float, check_int, default_dtype
 from .schemes import AbstractScheme, closes_on_gram, get_scheme
@@ -73,7 +73,7 @@ class Problem(eqx.Module):
         generic velocity."""
         return bool(
             self.keeps_span and self.layers is None and self.mlp is None and self.norm.kind == "projection"
-            and closes_on_gram(self.scheme) and type(self.attention.position) in (NoPosition, Causal)
+            and closes_on_gram(self.scheme) and self.attention.position.gram_flow
         )  # fmt: skip
 
     def jump_times(self) -> list[float]:
@@ -106,8 +106,8 @@ class Problem(eqx.Module):
             "causal": att.causal,
             **(
                 {}
-                if type(att.position) in (NoPosition, Causal)
-                else {"position": position_name(att.position)}
+                if type(att.position) in (NoPosition, Causal)  # the "causal" entry says it
+                else {"position": att.position.label}
             ),
             "heads": att.heads,
             "weights": "identity" if att.identity_weights else f"custom, {att.num_layers} layer(s)",

@@ -14,4 +14,3 @@ from .position import PositionalPrior as PositionalPrior
 from .position import Positions as Positions
 from .position import RoPE as RoPE
 from .position import as_position as as_position
-from .position import position_name as position_name

@@ -30,8 +30,14 @@ class AbstractPosition(eqx.Module):
     name: ClassVar[str]
     permutation_equivariant: ClassVar[bool] = False
     inner_products_only: ClassVar[bool] = True
+    gram_flow: ClassVar[bool] = False  # the Gram flow (MODEL.md §8) implements it
     normalizes: ClassVar[bool] = False
     empty_rows: ClassVar[bool] = False
+
+    @property
+    def label(self) -> str:
+        """The part's name for the record ("rope+causal" for several)."""
+        return self.name
 
     def rotate(self, query, key, positions):
         """The queries and keys (…, n, d_k) at ``positions`` (…, n; None: 0..n−1)."""
@@ -65,6 +71,7 @@ class NoPosition(AbstractPosition):
 
     name: ClassVar[str] = "none"
     permutation_equivariant: ClassVar[bool] = True
+    gram_flow: ClassVar[bool] = True
 
 
 class Causal(AbstractPosition):
@@ -73,6 +80,7 @@ class Causal(AbstractPosition):
     Polyanskiy, Rigollet, arXiv 2411.04990)."""
 
     name: ClassVar[str] = "causal"
+    gram_flow: ClassVar[bool] = True
 
     def logits(self, logits, query_index, key_index, query_pos=None, key_pos=None):
         return _causal(logits, query_index, key_index)
@@ -106,7 +114,7 @@ class ALiBi(AbstractPosition):
         p_q = _positions(query_pos, query_index, logits.dtype)
         p_k = _positions(key_pos, key_index, logits.dtype)
         distance = p_q[..., :, None] - p_k[..., None, :]
-        slopes = jnp.asarray(self.slopes if self.slopes is not None else (2.0**-8,), logits.dtype)
+        slopes = jnp.asarray(self.slopes or default_alibi_slopes(1), logits.dtype)
         if len(slopes) > 1:  # one per head, the axis before (queries, keys)
             distance = distance * slopes[:, None, None]
         else:
@@ -220,6 +228,10 @@ class Positions(AbstractPosition):
         return all(p.inner_products_only for p in self.parts)
 
     @property
+    def gram_flow(self) -> bool:
+        return all(p.gram_flow for p in self.parts)
+
+    @property
     def normalizes(self) -> bool:
         return any(p.normalizes for p in self.parts)
 
@@ -247,11 +259,6 @@ class Positions(AbstractPosition):
     def check(self, num_tokens, query_dim):
         for part in self.parts:
             part.check(num_tokens, query_dim)
-
-
-def position_name(position: AbstractPosition) -> str:
-    """The part's name for the record ("rope+causal" for several)."""
-    return position.label if isinstance(position, Positions) else position.name
 
 
 def as_position(position=None, causal: bool = False) -> AbstractPosition:

@@ -189,7 +189,8 @@ def sweep_config(**kw) -> SweepConfig:
         grouped=solve.step_size is None and not solve.gram and not stop
         and "layers" not in axes and "noise" not in axes,
     )  # fmt: skip
-    if solve.gram and any(from_spec(p) is not None and p != "causal" for p in axes.get("position", ([],))[0]):
+    gram_flow = [from_spec(p) is None or from_spec(p).gram_flow for p in axes.get("position", ([],))[0]]
+    if solve.gram and not all(gram_flow):
         raise ValueError(
             "gram=True solves the Gram flow, which positions other than causal break; drop gram or those positions"
         )

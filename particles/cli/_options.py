@@ -6,6 +6,7 @@ import argparse
 
 from .._config import DEFAULTS, NUM_SAVES
 from .._model import KERNELS
+from .._model.position import SPEC_NAMES, from_spec
 from ..schemes import SCHEMES
 
 INIT_HELP = "uniform | gaussian | equiangular:RHO | FILE.npy (an (n, d) array)"
@@ -98,8 +99,7 @@ def transformer_arguments(args, d, dtype) -> dict:
     return {"layers": args.layers, "norm": args.norm, "residual": args.residual, **drawn}
 
 
-POSITIONS = ("none", "causal", "alibi", "rope")
-POSITION_HELP = f"positions in attention: {', '.join(POSITIONS)}, or parts joined by '+' (e.g. rope+causal)"
+POSITION_HELP = f"positions in attention: {', '.join(SPEC_NAMES)}, or parts joined by '+' (e.g. rope+causal)"
 
 
 def position_options(p):
@@ -115,21 +115,14 @@ def position_options(p):
 
 def position_from_args(args):
     """The position parts of ``--position`` (None: none), with ``--rope-base`` and
-    ``--alibi-slope``."""
-    from .._model import ALiBi, Causal, RoPE
-
+    ``--alibi-slope``: the label of :func:`particles._model.position.from_spec`."""
     if args.position is None:
         return None
-    make = {
-        "none": lambda: None,
-        "causal": Causal,
-        "alibi": lambda: ALiBi(None if args.alibi_slope is None else [args.alibi_slope]),
-        "rope": lambda: RoPE(base=args.rope_base),
-    }
-    parts = []
-    for name in args.position.split("+"):
-        if name not in make:
-            raise ValueError(f"--position {args.position!r}: {name!r} is not one of: {', '.join(POSITIONS)}")
-        parts.append(make[name]())
-    parts = tuple(p for p in parts if p is not None)
-    return parts or None
+    names = args.position.split("+")
+    for name in names:
+        if name not in SPEC_NAMES:
+            raise ValueError(f"--position {args.position!r}: {name!r} is not one of: {', '.join(SPEC_NAMES)}")
+    value = {"alibi": args.alibi_slope, "rope": args.rope_base}
+    return from_spec(
+        "+".join(n if value.get(n) is None else f"{n}:{value[n]!r}" for n in names), "--position"
+    )

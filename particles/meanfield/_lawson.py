@@ -22,6 +22,7 @@ from collections.abc import Callable
 from typing import ClassVar
 
 import diffrax
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -51,7 +52,7 @@ class LawsonDopri5(diffrax.AbstractAdaptiveSolver):
     def step(self, terms, t0, t1, y0, args, solver_state, made_jump):
         h = t1 - t0
         decay = lambda c: jnp.exp(self.rate * (c * h))
-        first = jnp.where(made_jump, terms.vf(t0, y0, args), solver_state)
+        first = jax.lax.cond(made_jump, lambda: terms.vf(t0, y0, args), lambda: solver_state)
         stages = [first]
         for i, row in enumerate(_A, start=1):
             u = decay(_C[i]) * y0
