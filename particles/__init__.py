@@ -20,6 +20,7 @@ from ._attention import Attention as Attention
 from ._cache import enable_compilation_cache as enable_compilation_cache
 from ._chart import AmbientChart as AmbientChart
 from ._chart import SpanChart as SpanChart
+from ._checkpoint import from_checkpoint as from_checkpoint
 from ._config import SolveConfig as SolveConfig
 from ._config import save_times as save_times
 from ._flow import initial_state as initial_state
@@ -30,6 +31,8 @@ from ._gram import solve_gram as solve_gram
 from ._info import info as info
 from ._integrate import integrate as integrate
 from ._mlp import MLP as MLP
+from ._mlp import AbstractMLP as AbstractMLP
+from ._mlp import GatedMLP as GatedMLP
 from ._model import USA as USA
 from ._model import AbstractKernel as AbstractKernel
 from ._model import AbstractPosition as AbstractPosition
@@ -39,6 +42,7 @@ from ._model import NoPosition as NoPosition
 from ._model import PositionalPrior as PositionalPrior
 from ._model import Positions as Positions
 from ._model import RoPE as RoPE
+from ._model import SlidingWindow as SlidingWindow
 from ._model import Softmax as Softmax
 from ._norms import NORM_KINDS as NORM_KINDS
 from ._norms import Norm as Norm
@@ -57,6 +61,7 @@ from ._sweep import open_sweep as open_sweep
 from ._sweep import sweep as sweep
 from ._trajectory import Trajectory as Trajectory
 from ._trajectory import load as load
+from ._transformer import Transformer as Transformer
 from ._version import __version__ as __version__
 from .kernels import PRECISION as PRECISION
 from .kernels import auto_block_size as auto_block_size

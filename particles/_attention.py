@@ -41,12 +41,19 @@ class Attention(eqx.Module):
     beta: Float[ArrayLike, "*batch"]
     Q: Float[ArrayLike, "layers heads d_k d"] | None
     K: Float[ArrayLike, "layers heads d_k d"] | None
-    V: Float[ArrayLike, "layers heads d d"] | None
+    V: Float[ArrayLike, "layers heads d_v d"] | None
     kernel: AbstractKernel = eqx.field(static=True)
     position: AbstractPosition
     heads: Literal["sum", "mean"] = eqx.field(static=True)
     block_size: int | None = eqx.field(static=True)
     positions: Float[ArrayLike, "..."] | None = None  # p_i (…, n); None: 0..n−1
+    # the affine parts of a trained layer (None: absent): q_i = Q θ_i + q_bias, k_j = K θ_j +
+    # k_bias, head h's output O_h V_h Σ_j w_ij θ_j, plus out_bias once (a value bias b_v folds
+    # into it as Σ_h O_h b_v,h, the weights of a row summing to 1)
+    O: Float[ArrayLike, "layers heads d d_v"] | None = None
+    q_bias: Float[ArrayLike, "layers heads d_k"] | None = None
+    k_bias: Float[ArrayLike, "layers heads d_k"] | None = None
+    out_bias: Float[ArrayLike, "layers d"] | None = None
 
     def __init__(
         self,
@@ -61,12 +68,21 @@ class Attention(eqx.Module):
         *,
         position=None,
         positions=None,
+        O=None,
+        q_bias=None,
+        k_bias=None,
+        out_bias=None,
     ):
         """``kind``: the attention kernel, a name ("softmax", "usa") or an
         :class:`~particles.AbstractKernel`; ``position`` a position part
         (:class:`~particles.Causal`, :class:`~particles.RoPE`, ..., or a tuple of them),
-        or the ``causal`` shortcut; ``positions`` the tokens' positions p_i (…, n)."""
+        or the ``causal`` shortcut; ``positions`` the tokens' positions p_i (…, n).
+        ``O`` (layers, heads, d, d_v) with V (layers, heads, d_v, d): each head's output
+        O_h V_h in factors (a trained model's value and output projections; None: V is
+        d × d, O_h V_h already); ``q_bias``, ``k_bias`` (layers, heads, d_k) and
+        ``out_bias`` (layers, d): a trained layer's biases."""
         self.beta, self.Q, self.K, self.V = beta, Q, K, V
+        self.O, self.q_bias, self.k_bias, self.out_bias = O, q_bias, k_bias, out_bias
         self.kernel = as_kernel(kind)
         num_heads = max((w.shape[-3] if w.ndim >= 3 else 1 for w in (Q, K, V) if w is not None), default=1)
         self.position = as_position(position, causal).with_heads(num_heads)
@@ -85,19 +101,26 @@ class Attention(eqx.Module):
         return any(isinstance(p, (Causal, ALiBi)) for p in parts)
 
     @property
+    def _layered(self) -> tuple:
+        """Every per-layer array (Q, K, V, O, q_bias, k_bias, out_bias), None where absent."""
+        return (self.Q, self.K, self.V, self.O, self.q_bias, self.k_bias, self.out_bias)
+
+    @property
     def identity_weights(self) -> bool:
-        return self.Q is None and self.K is None and self.V is None
+        """Q = K = V = I: no weights, no biases."""
+        return all(w is None for w in self._layered)
 
     @property
     def num_layers(self) -> int:
-        return max((w.shape[0] for w in (self.Q, self.K, self.V) if w is not None), default=1)
+        return max((w.shape[0] for w in self._layered if w is not None), default=1)
 
     def layer_jumps(self, t0: float, t1: float) -> list[float]:
         """Integer times inside (t0, t1) at which piecewise-constant weights change."""
         return [float(k) for k in range(1, self.num_layers) if t0 < k < t1]
 
     def layer_weights(self, t):
-        """(Q, K, V) acting at time t, each (heads, d, d) or None (the identity)."""
+        """(Q, K, V, O, q_bias, k_bias, out_bias) acting at time t, each without its layer
+        axis, or None (absent: the identity, or no bias)."""
 
         def select(w):
             if w is None:
@@ -105,7 +128,7 @@ class Attention(eqx.Module):
             index = jnp.clip(jnp.floor(t).astype(jnp.int32), 0, w.shape[0] - 1)
             return jax.lax.dynamic_index_in_dim(w, index, axis=0, keepdims=False)
 
-        return tuple(select(w) for w in (self.Q, self.K, self.V))
+        return tuple(select(w) for w in self._layered)
 
     def with_beta(self, beta) -> "Attention":
         """The same attention at inverse temperature ``beta`` (a batch's slice, or its
@@ -123,10 +146,7 @@ class Attention(eqx.Module):
             return jax.lax.dynamic_index_in_dim(w, index, axis=0, keepdims=True)
 
         return eqx.tree_at(
-            lambda a: (a.Q, a.K, a.V),
-            self,
-            tuple(pick(w) for w in (self.Q, self.K, self.V)),
-            is_leaf=lambda w: w is None,
+            lambda a: a._layered, self, tuple(pick(w) for w in self._layered), is_leaf=lambda w: w is None
         )
 
     def __call__(self, t, theta: Float[Array, "*batch n d"]) -> Float[Array, "*batch n d"]:
@@ -139,14 +159,21 @@ class Attention(eqx.Module):
             query, key = self.position.rotate(theta, theta, p)
             return mix(beta, query, key, theta, positions=p, **options)
         d = theta.shape[-1]
-        layer = self.layer_weights(t)
-        num_heads = max(w.shape[0] for w in layer if w is not None)
+        Q, K, V, O, q_bias, k_bias, out_bias = self.layer_weights(t)
+        num_heads = max(w.shape[0] for w in (Q, K, V, O, q_bias, k_bias) if w is not None)
         eye = jnp.broadcast_to(jnp.eye(d, dtype=theta.dtype), (num_heads, d, d))
-        Q, K, V = (eye if w is None else w.astype(theta.dtype) for w in layer)
+        Q, K, V = (eye if w is None else w.astype(theta.dtype) for w in (Q, K, V))
         query = jnp.einsum("hed,...nd->...hne", Q, theta, precision=PRECISION)
         key = jnp.einsum("hed,...nd->...hne", K, theta, precision=PRECISION)
+        if q_bias is not None:
+            query = query + q_bias.astype(theta.dtype)[:, None, :]
+        if k_bias is not None:
+            key = key + k_bias.astype(theta.dtype)[:, None, :]
         p = None if p is None else p[..., None, :]  # the head axis
         query, key = self.position.rotate(query, key, p)
         mixed = mix(beta[..., None, :, :], query, key, theta[..., None, :, :], positions=p, **options)
         out = jnp.einsum("hed,...hnd->...hne", V, mixed, precision=PRECISION)
-        return out.mean(axis=-3) if self.heads == "mean" else out.sum(axis=-3)
+        if O is not None:
+            out = jnp.einsum("hev,...hnv->...hne", O.astype(theta.dtype), out, precision=PRECISION)
+        out = out.mean(axis=-3) if self.heads == "mean" else out.sum(axis=-3)
+        return out if out_bias is None else out + out_bias.astype(theta.dtype)

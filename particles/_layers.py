@@ -27,7 +27,7 @@ import numpy as np
 
 from ._chart import AmbientChart
 from ._devices import batch_sharding, shard_batch
-from ._mlp import MLP
+from ._mlp import AbstractMLP
 from ._norms import Norm
 from ._outcome import status_of_saves
 from ._solution import RawSolution
@@ -66,20 +66,22 @@ def layer_save_index(t0: float, t1: float, layers: int, ts) -> np.ndarray:
     return index.astype(int)
 
 
-def _layer_map(scheme, attention, norm, mlp, t, x, h, layer):
-    """Layer ``layer`` (traced) of the stack at time t with residual step h."""
+def _layer_map(scheme, attention, norms, mlp, t, x, h, layer):
+    """Layer ``layer`` (traced) of the stack at time t with residual step h; ``norms`` the
+    attention sublayer's Norm and the MLP's (None: the same)."""
     att = attention.at_layer(layer)
     f_mlp = None if mlp is None else mlp.at_layer(layer)
-    return scheme.layer(t, x, h, lambda y: att(0.0, y), f_mlp, norm.at_layer(layer))
+    norm, mlp_norm = (None if n is None else n.at_layer(layer) for n in norms)
+    return scheme.layer(t, x, h, lambda y: att(0.0, y), f_mlp, norm, mlp_norm)
 
 
 @eqx.filter_jit
-def _scan_layers(x0, scheme, attention, norm, mlp, t0, h, steps, save_index):
+def _scan_layers(x0, scheme, attention, norms, mlp, t0, h, steps, save_index):
     """The saves (len(save_index), *batch, n, d) of the layer stack from x0."""
 
     def body(x, inputs):
         layer, step = inputs
-        x = _layer_map(scheme, attention, norm, mlp, t0 + layer.astype(h.dtype) * h, x, step, layer)
+        x = _layer_map(scheme, attention, norms, mlp, t0 + layer.astype(h.dtype) * h, x, step, layer)
         return x, x
 
     layers = jnp.arange(steps.shape[0])
@@ -94,7 +96,8 @@ def apply_layer(problem, x, layer, step):
     and of the problem's weights."""
     h = (problem.t1 - problem.t0) / problem.layers
     t = jnp.asarray(problem.t0, x.dtype) + jnp.asarray(layer).astype(x.dtype) * jnp.asarray(h, x.dtype)
-    return _layer_map(problem.scheme, problem.attention, problem.norm, problem.mlp, t, x, step, layer)
+    norms = (problem.norm, problem.mlp_norm)
+    return _layer_map(problem.scheme, problem.attention, norms, problem.mlp, t, x, step, layer)
 
 
 def integrate_layers(problem, config):
@@ -113,7 +116,7 @@ def integrate_layers(problem, config):
         att = att.with_beta(beta)
     start = time.perf_counter()
     saves = _scan_layers(
-        x0, problem.scheme, att, problem.norm, problem.mlp, jnp.asarray(t0, dtype), jnp.asarray(h, dtype),
+        x0, problem.scheme, att, (problem.norm, problem.mlp_norm), problem.mlp, jnp.asarray(t0, dtype), jnp.asarray(h, dtype),
         steps, jnp.asarray(index),
     )  # fmt: skip
     saves = jax.block_until_ready(saves)[:, :size] if size is not None else jax.block_until_ready(saves)
@@ -142,7 +145,7 @@ class LayerLimit(AbstractScheme):
 
     scheme: AbstractScheme
     norm: Norm
-    mlp: MLP | None
+    mlp: AbstractMLP | None
     sphere_bound = False
     attends_to_tokens = False
 

@@ -1,7 +1,6 @@
 """What is simulated: the initial tokens, the scheme, the attention, the time span,
 checked and broadcast once (:func:`make_problem`)."""
 
-import contextlib
 import json
 
 import equinox as eqx
@@ -12,17 +11,13 @@ from jaxtyping import Array, Float
 
 from ._attention import HEAD_REDUCTIONS, Attention
 from ._layers import RESIDUALS, LayerLimit
-from ._mlp import MLP
+from ._mlp import MLP, AbstractMLP
 from ._model import Causal, NoPosition, as_kernel, as_position
 from ._norms import Norm, as_norm, ode_limit_exists
+from ._transformer import Transformer
 from ._validate import as_key, check_choice, check_finite_array, check_float, check_int, default_dtype
+from ._validate import precision as precision
 from .schemes import AbstractScheme, closes_on_gram, get_scheme
-
-
-def precision(dtype) -> contextlib.AbstractContextManager:
-    """The context a computation in ``dtype`` runs in: JAX's 64-bit mode for float64
-    (the one place the library switches it), nothing for float32."""
-    return jax.enable_x64(True) if np.dtype(dtype) == np.float64 else contextlib.nullcontext()
 
 
 class Problem(eqx.Module):
@@ -37,11 +32,12 @@ class Problem(eqx.Module):
     t1: float = eqx.field(static=True)
     beta_record: str = eqx.field(static=True)  # beta as the caller gave it (JSON), for the record
     norm: Norm = Norm()
-    mlp: MLP | None = None
+    mlp: AbstractMLP | None = None
     layers: int | None = eqx.field(static=True, default=None)  # None: the ODE (continuous depth)
     residual: str = eqx.field(static=True, default="constant")
     noise: float = eqx.field(static=True, default=0.0)  # D of MODEL.md §10 (0: the ODE)
     key: jax.Array | None = None  # the Brownian paths' key (with noise > 0)
+    mlp_norm: Norm | None = None  # the MLP sublayer's norm where it differs from the attention's
 
     @property
     def batch_shape(self) -> tuple[int, ...]:
@@ -156,6 +152,37 @@ def _query_key(Q, K, d):
     return Q, K
 
 
+def _biases(name, b, size, heads=True):
+    """A bias of a trained layer of ``size`` entries (per head: as (layers, heads, size);
+    else as (layers, size))."""
+    if b is None:
+        return None
+    b = check_finite_array(name, b)
+    rank = 3 if heads else 2
+    if b.ndim < 1 or b.ndim > rank or b.shape[-1] != size:
+        axes = "(layers, heads, size)" if heads else "(layers, size)"
+        raise ValueError(f"{name} has shape {b.shape}; expected {axes} or fewer leading axes, size {size}")
+    return jnp.asarray(b.reshape((1,) * (rank - b.ndim) + b.shape))
+
+
+def _affine(O, q_bias, k_bias, out_bias, Q, V, d):
+    """A trained layer's output factor O (…, d, d_v) and biases, checked against Q and V."""
+    if O is not None:
+        O = check_finite_array("O", O)
+        if V is None or O.ndim < 2 or O.shape[-2] != d or O.shape[-1] != V.shape[-2]:
+            raise ValueError(
+                f"O has shape {O.shape}; expected (layers, heads, d, d_v) = (…, {d}, d_v) with V (…, d_v, d)"
+            )
+        O = jnp.asarray(O.reshape((1,) * (4 - O.ndim) + O.shape))
+    elif V is not None and V.shape[-2] != d:
+        raise ValueError(f"V has shape {V.shape}; a V with d_v != d needs its output factor O")
+    d_k = d if Q is None else Q.shape[-2]
+    return dict(
+        O=O, q_bias=_biases("q_bias", q_bias, d_k), k_bias=_biases("k_bias", k_bias, d_k),
+        out_bias=_biases("out_bias", out_bias, d, heads=False),
+    )  # fmt: skip
+
+
 def _positions(positions, n, dtype):
     """The tokens' positions p_i, shape (n,), finite (None: 0..n−1, kept as None)."""
     if positions is None:
@@ -226,8 +253,8 @@ def make_problem(
     x0,
     scheme,
     *,
-    beta,
-    t1,
+    beta=None,
+    t1=None,
     t0=0.0,
     attention="softmax",
     Q=None,
@@ -249,10 +276,35 @@ def make_problem(
     residual="constant",
     noise=0.0,
     key=None,
+    O=None,
+    q_bias=None,
+    k_bias=None,
+    out_bias=None,
+    mlp_norm=None,
     **scheme_params,
 ) -> Problem:
     """Check every argument and build the :class:`Problem` (see :func:`particles.simulate`
-    for their meaning). Errors are one-line ``ValueError`` messages naming the argument."""
+    for their meaning). Errors are one-line ``ValueError`` messages naming the argument.
+    ``scheme`` may be a :class:`particles.Transformer`: it supplies the scheme, β, the
+    depth (t1 = t0 + layers, unit steps), weights, biases, position, norms and MLP."""
+    if isinstance(scheme, Transformer):
+        given = dict(Q=Q, K=K, V=V, O=O, q_bias=q_bias, k_bias=k_bias, out_bias=out_bias, norm=norm,
+                     gamma=gamma, bias=bias, mlp=mlp, mlp_norm=mlp_norm, position=position)  # fmt: skip
+        if attention != "softmax" or causal:
+            raise ValueError("attention and causal come from the Transformer; do not give them as well")
+        model = scheme.problem_arguments(
+            None if layers is None else check_int("layers", layers, minimum=1), given
+        )
+        layers = model.pop("layers")
+        return make_problem(
+            x0, model.pop("scheme"), beta=scheme.beta if beta is None else beta,
+            t1=t0 + layers if t1 is None else t1, t0=t0, positions=positions, heads=heads, block_size=block_size,
+            dtype=dtype, layers=layers, residual=residual, noise=noise, key=key, **model, **scheme_params,
+        )  # fmt: skip
+    if beta is None or t1 is None:
+        raise ValueError(
+            f"{'beta' if beta is None else 't1'} is required (only a Transformer supplies its own)"
+        )
     scheme = get_scheme(scheme, **scheme_params)
     if layers is not None:
         layers = check_int("layers", layers, minimum=1)
@@ -274,28 +326,33 @@ def make_problem(
         ) from None
     dtype = check_dtype(dtype, x0)
     with precision(dtype):
+        Q, K = _query_key(Q, K, d)
+        V = _weights("V", V, d, rectangular=O is not None)
         att = Attention(
             beta=jnp.asarray(np.broadcast_to(np.asarray(beta_np, dtype), batch)),
-            **dict(zip("QK", _query_key(Q, K, d))),
-            V=_weights("V", V, d),
+            Q=Q,
+            K=K,
+            V=V,
             kind=attention,
             heads=heads,
             block_size=block_size,
             position=as_position(position, bool(causal)),
             positions=_positions(positions, x0.shape[-2], dtype),
+            **_affine(O, q_bias, k_bias, out_bias, Q, V, d),
         )
         att.position.check(x0.shape[-2], d if att.Q is None else att.Q.shape[-2])
         check_logit_range(att, beta_np, x0, scheme, dtype)
         x = jnp.asarray(np.broadcast_to(x0.astype(dtype), (*batch, *x0.shape[-2:])))
         depth = _depth(scheme, d, t0, t1, layers, norm, gamma, bias, ln_eps, mlp, activation, residual, dtype)
         norm, mlp = depth["norm"], depth["mlp"]
+        mlp_norm = _mlp_norm(mlp_norm, mlp, d, layers)
         if depth["limit"] is not None:  # the ODE of the layer map with this norm / MLP
             scheme = depth["limit"]
             if scheme.scheme.post_normalized(t0):  # the limit starts where the norm's iterates land
                 x = norm.at_layer(0).fixed_point(x)
     record = json.dumps(beta_np.tolist())
     noise, key = _noise(noise, key, layers, batch)
-    return Problem(x, scheme, att, t0, t1, record, norm, mlp, layers, residual, noise, key)
+    return Problem(x, scheme, att, t0, t1, record, norm, mlp, layers, residual, noise, key, mlp_norm)
 
 
 def _noise(noise, key, layers, batch):
@@ -332,6 +389,18 @@ def brownian_keys(key, batch: tuple[int, ...]) -> jax.Array:
     return keys
 
 
+def _mlp_norm(mlp_norm, mlp, d, layers):
+    """The MLP sublayer's own :class:`Norm` (a trained model's second norm per layer), for
+    discrete layers with an MLP; None: the attention's norm serves both sublayers."""
+    if mlp_norm is None:
+        return None
+    if not isinstance(mlp_norm, Norm):
+        raise ValueError(f"mlp_norm={mlp_norm!r} must be a Norm (the MLP sublayer's own norm)")
+    if mlp is None or layers is None:
+        raise ValueError("mlp_norm is the MLP sublayer's norm in discrete layers: give mlp= and layers=L")
+    return mlp_norm.validate(d, layers)
+
+
 def _depth(scheme, d, t0, t1, layers, norm, gamma, bias, ln_eps, mlp, activation, residual, dtype):
     """Check the real-layer arguments (MODEL.md §7): the Norm, the MLP, the residual
     scaling, and in the ODE mode (``layers=None``) whether the limit exists. Returns the
@@ -351,7 +420,7 @@ def _depth(scheme, d, t0, t1, layers, norm, gamma, bias, ln_eps, mlp, activation
             kind, gamma=cast(gamma), bias=cast(bias), eps=check_float("ln_eps", ln_eps, positive=True)
         )
     norm = as_norm(norm).validate(d, layers)
-    if mlp is not None and not isinstance(mlp, MLP):
+    if mlp is not None and not isinstance(mlp, AbstractMLP):
         if len(mlp) != 4:
             raise ValueError("mlp must be an MLP or a tuple (W1, b1, W2, b2)")
         W1, b1, W2, b2 = (jnp.asarray(check_finite_array("mlp", w), dtype) for w in mlp)

@@ -16,8 +16,8 @@ def simulate(
     x0,
     scheme,
     *,
-    beta,
-    t1,
+    beta=None,
+    t1=None,
     ts=None,
     t0=0.0,
     attention="softmax",
@@ -119,6 +119,12 @@ def simulate(
     paths of its own key, whatever else is in the batch); radii follow their ODE. The
     solver defaults to ``diffrax.Heun()`` (converges to
     the Stratonovich solution; weak order 1). ``noise=0`` is the ODE.
+
+    A trained model. ``scheme`` may be a :class:`particles.Transformer` (from
+    :func:`particles.from_checkpoint`), ``x0 = tf.embed(token_ids)``: it supplies the
+    scheme, β = 1/√d_k, weights, biases, position, norms and MLP; its L layers run with
+    unit residual steps (``beta``, ``t1``, ``layers`` and ``residual`` may still be
+    given; a shared-layer model such as ALBERT may run more layers than L).
 
     Failures. A single trajectory that does not reach t1 (step budget spent, the state
     non-finite) raises :class:`SimulationError`. In a batch the others are kept: when

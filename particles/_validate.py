@@ -1,6 +1,7 @@
 """Argument checks that raise one-line ``ValueError`` messages naming the argument,
 the value given and what is allowed."""
 
+import contextlib
 import math
 import numbers
 
@@ -12,6 +13,12 @@ def default_dtype():
     """JAX's default float dtype: float64 in 64-bit mode, else float32 (without
     creating an array, which would compile a program)."""
     return np.dtype(jax.dtypes.canonicalize_dtype(np.float64))
+
+
+def precision(dtype) -> contextlib.AbstractContextManager:
+    """The context a computation in ``dtype`` runs in: JAX's 64-bit mode for float64
+    (the one place the library switches it), nothing for float32."""
+    return jax.enable_x64(True) if np.dtype(dtype) == np.float64 else contextlib.nullcontext()
 
 
 def check_int(name, value, *, minimum=None):

@@ -83,21 +83,24 @@ class AbstractScheme(eqx.Module):
         attend: Callable[[Array], Array],
         mlp: Callable[[Array], Array] | None = None,
         norm=None,
+        mlp_norm=None,
     ) -> Float[Array, "*b n d"]:
         """One transformer layer starting at time ``t`` (t = t0 + l h for layer l) with
         residual step ``h``: the attention sublayer, then the MLP one if ``mlp`` is given,
-        each placed by :meth:`sublayer` with the same ``norm`` (None: the projection).
+        each placed by :meth:`sublayer` with ``norm`` (None: the projection; the MLP's
+        with ``mlp_norm`` where given, a trained model's second norm).
 
         ``attend(y)`` is this layer's attention A on the (already normalised) tokens y,
         e.g. ``lambda y: attention(l, y)`` with a :class:`particles.Attention`;
         ``mlp(y)`` its MLP F (an :class:`particles.MLP` of one layer, ``mlp.at_layer(l)``);
         ``norm`` one layer's :class:`particles.Norm` (``norm.at_layer(l)``)."""
         norm = as_norm(norm)
+        mlp_norm = norm if mlp_norm is None else as_norm(mlp_norm)
         self.check_layer_norm(norm)
+        self.check_layer_norm(mlp_norm)
         t = jnp.asarray(t, x.dtype)
-        for f in (attend,) if mlp is None else (attend, mlp):
-            x = self.sublayer(t, x, h, f, norm)
-        return x
+        x = self.sublayer(t, x, h, attend, norm)
+        return x if mlp is None else self.sublayer(t, x, h, mlp, mlp_norm)
 
     def sublayer(self, t, x, h, f, norm: Norm):
         """One residual sublayer x ← ... with f the attention or the MLP (override this)."""

@@ -13,4 +13,5 @@ from .position import NoPosition as NoPosition
 from .position import PositionalPrior as PositionalPrior
 from .position import Positions as Positions
 from .position import RoPE as RoPE
+from .position import SlidingWindow as SlidingWindow
 from .position import as_position as as_position

@@ -86,6 +86,26 @@ class Causal(AbstractPosition):
         return _causal(logits, query_index, key_index)
 
 
+class SlidingWindow(AbstractPosition):
+    """Causal attention within a window of ``width`` tokens (Mistral; Beltagy, Peters,
+    Cohan, arXiv 2004.05150): token i attends to j with 0 ≤ i − j < width."""
+
+    name: ClassVar[str] = "window"
+    width: int = eqx.field(static=True)
+
+    def __check_init__(self):
+        if isinstance(self.width, bool) or not isinstance(self.width, int) or self.width < 1:
+            raise ValueError(f"SlidingWindow width={self.width!r} must be a positive integer")
+
+    @property
+    def label(self) -> str:
+        return f"window:{self.width}"
+
+    def logits(self, logits, query_index, key_index, query_pos=None, key_pos=None):
+        near = key_index[None, :] > query_index[:, None] - self.width
+        return jnp.where(near, _causal(logits, query_index, key_index), -jnp.inf)
+
+
 class ALiBi(AbstractPosition):
     """Attention with linear biases (Press, Smith, Lewis, arXiv 2108.12409), causal:
     ℓ_ij − m_h (p_i − p_j) for j ≤ i, head h's slope m_h; by default 2^{−8h/H},

@@ -1,0 +1,187 @@
+"""A trained transformer as particles: its embedding, its layers' parts and its final
+norm, ready for :func:`particles.simulate` (``simulate(tf.embed(ids), tf)``).
+
+Every layer is the scheme's layer map with unit residual steps (MODEL.md §7): pre
+(GPT-2, LLaMA) x ← x + A(N₁x), x ← x + F(N₂x); post (BERT, ALBERT) x ← N₁(x + A(x)),
+x ← N₂(x + F(x)), with A the multi-head attention at β = 1/√d_k, its weights and biases
+(:class:`particles.Attention`), F the MLP (:class:`particles.MLP` or
+:class:`particles.GatedMLP`). Built by :func:`particles.from_checkpoint`.
+"""
+
+import dataclasses
+import math
+from typing import Any
+
+import equinox as eqx
+import jax.numpy as jnp
+import numpy as np
+
+from ._mlp import AbstractMLP
+from ._model import AbstractPosition
+from ._norms import Norm
+from ._validate import precision
+
+#: make_problem's arguments a Transformer supplies (a caller may not give them too)
+MODEL_ARGUMENTS = (
+    "Q", "K", "V", "O", "q_bias", "k_bias", "out_bias", "norm", "gamma", "bias", "mlp", "mlp_norm", "position",
+)  # fmt: skip
+
+
+class Embeddings(eqx.Module):
+    """x_i = P (LN(E[id_i] + P_pos[i] + T[type_i])) + b: the token embedding ``word``
+    (vocab, e), learned absolute positions ``position`` (max_positions, e) or None
+    (RoPE models), token types ``token_type`` (types, e) or None, an embedding ``norm``
+    or None (BERT, ALBERT), and a ``projection`` (d, e) with ``projection_bias`` (d,)
+    from the embedding size to the hidden size, or None (ALBERT's e < d)."""
+
+    word: Any
+    position: Any = None
+    token_type: Any = None
+    norm: Norm | None = None
+    projection: Any = None
+    projection_bias: Any = None
+
+    @property
+    def vocab_size(self) -> int:
+        return self.word.shape[0]
+
+    def __call__(self, token_ids, token_type_ids=None) -> np.ndarray:
+        ids = _token_ids("token_ids", token_ids, self.vocab_size)
+        n = ids.shape[-1]
+        x = jnp.asarray(self.word)[ids]
+        if self.position is not None:
+            if n > self.position.shape[0]:
+                raise ValueError(
+                    f"token_ids has {n} tokens; this model has learned positions for {self.position.shape[0]}"
+                )
+            x = x + jnp.asarray(self.position)[:n]
+        if self.token_type is not None:
+            types = np.zeros_like(ids) if token_type_ids is None else token_type_ids
+            types = _token_ids("token_type_ids", types, self.token_type.shape[0])
+            if types.shape != ids.shape:
+                raise ValueError(f"token_type_ids has shape {types.shape}; expected {ids.shape} as token_ids")
+            x = x + jnp.asarray(self.token_type)[types]
+        elif token_type_ids is not None:
+            raise ValueError("token_type_ids given, but this model has no token-type embeddings")
+        if self.norm is not None:
+            x = self.norm(x)
+        if self.projection is not None:
+            x = jnp.einsum("de,...e->...d", jnp.asarray(self.projection), x) + jnp.asarray(
+                self.projection_bias
+            )
+        return np.asarray(x)
+
+
+def _token_ids(name, ids, vocab_size) -> np.ndarray:
+    ids = np.asarray(ids)
+    if ids.ndim not in (1, 2) or ids.shape[-1] == 0 or not np.issubdtype(ids.dtype, np.integer):
+        raise ValueError(
+            f"{name} must be integers of shape (n,) or (batch, n), got dtype {ids.dtype} shape {ids.shape}"
+        )
+    bad = (ids < 0) | (ids >= vocab_size)
+    if np.any(bad):
+        raise ValueError(
+            f"{name} has {int(np.sum(bad))} id(s) outside the vocabulary [0, {vocab_size}), "
+            f"the first {int(ids[bad][0])}"
+        )
+    return ids
+
+
+@dataclasses.dataclass(frozen=True)
+class Transformer:
+    """A trained transformer's parts (see the module docstring): ``scheme`` ("pre",
+    "post"), ``beta`` = 1/√d_k, ``num_layers`` L (a shared-layer model such as ALBERT
+    holds one layer of weights and runs it L times), the attention's arrays
+    ``attention`` (Q, K (L, H, d_k, d), V (L, H, d_v, d), O (L, H, d, d_v), q_bias,
+    k_bias (L, H, d_k), out_bias (L, d); absent ones None), its ``position`` part,
+    ``norm`` and ``mlp_norm`` (the attention's and the MLP's sublayer norms), ``mlp``,
+    the ``final`` norm (or None), the ``embeddings``, and the ``arch`` and ``config``
+    it was read from.
+
+    ``tf.embed(ids)`` is the input of layer 0; ``particles.simulate(x0, tf)`` runs the
+    L layers (``layers=`` fewer, or for a shared layer more), saving every layer;
+    ``tf.final_norm(x)`` applies the final norm.
+    """
+
+    arch: str
+    scheme: str
+    beta: float
+    num_layers: int
+    attention: dict
+    position: AbstractPosition
+    norm: Norm
+    mlp_norm: Norm
+    mlp: AbstractMLP
+    final: Norm | None
+    embeddings: Embeddings
+    config: dict = dataclasses.field(default_factory=dict, repr=False)
+
+    @property
+    def shared_layers(self) -> bool:
+        """Whether one layer of weights serves every layer (ALBERT)."""
+        return self.mlp.num_layers in (None, 1) and self.num_layers > 1
+
+    @property
+    def d(self) -> int:
+        return self.mlp.W1.shape[-1]
+
+    @property
+    def dtype(self) -> np.dtype:
+        return np.dtype(self.mlp.W1.dtype)
+
+    def embed(self, token_ids, token_type_ids=None) -> np.ndarray:
+        """The input of layer 0 for ``token_ids`` (ints, (n,) or (batch, n)): word +
+        position (+ token type) embeddings, then the embedding norm and projection where
+        the model has them; shape (…, n, d)."""
+        with precision(self.dtype):
+            return self.embeddings(token_ids, token_type_ids)
+
+    def final_norm(self, x) -> np.ndarray:
+        """The model's last norm applied to tokens ``x`` (…, n, d) (GPT-2's ``ln_f``,
+        LLaMA's ``norm``; the identity for models without one, BERT and ALBERT)."""
+        with precision(self.dtype):
+            x = jnp.asarray(x, self.dtype)
+            return np.asarray(x if self.final is None else self.final(x))
+
+    def problem_arguments(self, layers: int | None, given: dict) -> dict:
+        """The arguments of :func:`particles.make_problem` this model supplies for a run
+        of ``layers`` layers (None: its own L), refusing those also given by the caller."""
+        clash = [name for name in MODEL_ARGUMENTS if given.get(name) is not None]
+        if clash:
+            raise ValueError(f"{', '.join(clash)} come(s) from the Transformer; do not give them as well")
+        layers = self.num_layers if layers is None else layers
+        if layers > self.num_layers and not self.shared_layers:
+            raise ValueError(
+                f"layers={layers} exceeds this {self.arch} model's {self.num_layers} layers; only a model "
+                "with one shared layer (ALBERT) iterates past its depth"
+            )
+        keep = lambda w: w if w is None or w.shape[0] == 1 else w[:layers]  # noqa: E731
+        norms = [eqx.tree_at(lambda n: (n.gamma, n.bias), m, (keep(m.gamma), keep(m.bias)), is_leaf=_none)
+                 for m in (self.norm, self.mlp_norm)]  # fmt: skip
+        mlp = self.mlp
+        if mlp.num_layers not in (None, 1):
+            mlp = eqx.tree_at(lambda m: [getattr(m, a) for a, _ in m.shapes], mlp,
+                              [getattr(mlp, a)[:layers] for a, _ in mlp.shapes])  # fmt: skip
+        return dict(
+            scheme=self.scheme, layers=layers, norm=norms[0], mlp_norm=norms[1], mlp=mlp,
+            position=self.position, **{k: keep(w) for k, w in self.attention.items()},
+        )  # fmt: skip
+
+    def __repr__(self) -> str:
+        heads = self.attention["Q"].shape[1]
+        d_k = self.attention["Q"].shape[2]
+        return (
+            f"Transformer({self.arch}: {self.scheme}, L={self.num_layers}"
+            f"{' (shared)' if self.shared_layers else ''}, d={self.d}, heads={heads}, d_k={d_k}, "
+            f"beta={self.beta:.4g}, norm={self.norm.kind}, mlp={type(self.mlp).__name__}({self.mlp.activation}), "
+            f"position={self.position.label})"
+        )
+
+
+def _none(x):
+    return x is None
+
+
+def head_beta(d_k: int) -> float:
+    """β = 1/√d_k, the scaled dot product's temperature."""
+    return 1.0 / math.sqrt(d_k)
