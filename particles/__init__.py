@@ -28,6 +28,7 @@ from ._flow import vector_field as vector_field
 from ._gram import GramSolution as GramSolution
 from ._gram import gram_velocity as gram_velocity
 from ._gram import solve_gram as solve_gram
+from ._hidden import load_hidden_states as load_hidden_states
 from ._info import info as info
 from ._integrate import integrate as integrate
 from ._mlp import MLP as MLP

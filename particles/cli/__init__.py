@@ -9,6 +9,7 @@ import argparse
 import sys
 
 from .._problem import precision
+from ._analyze import analyze_parser
 from ._files import animate_parser, figure_parser, info_parser
 from ._meanfield import meanfield_parser
 from ._options import Parser
@@ -35,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     lyapunov_parser(sub)
     stability_parser(sub)
     meanfield_parser(sub)
+    analyze_parser(sub)
     return parser
 
 
