@@ -6,6 +6,7 @@ them together, so it imports the benchmarks and none of them imports it."""
 
 import os
 
+import checkpoint as checkpoint_
 import ensemble as ensemble_
 import large_n as large_n_
 import layers as layers_
@@ -28,6 +29,7 @@ SECTIONS = {
     "sensitivity": sensitivity_,
     "phase": phase_,
     "meanfield": meanfield_,
+    "checkpoint": checkpoint_,
 }
 
 
@@ -57,6 +59,7 @@ def render(
     sensitivity: sensitivity_.SensitivityResult | None = None,
     phase: phase_.PhaseResult | None = None,
     meanfield: meanfield_.MeanFieldResult | None = None,
+    checkpoint: checkpoint_.CheckpointResult | None = None,
     appendix: list[str] = (),
 ) -> str:
     """The whole of RESULTS.md; ``appendix``: lines after the sections (other machines).
@@ -64,7 +67,7 @@ def render(
     this puts them together, in the order of the arguments."""
     given = dict(
         ensemble=ensemble, throughput=throughput, large_n=large_n, startup=startup, layers=layers,
-        noise=noise, sensitivity=sensitivity, phase=phase, meanfield=meanfield,
+        noise=noise, sensitivity=sensitivity, phase=phase, meanfield=meanfield, checkpoint=checkpoint,
     )  # fmt: skip
     results = [(SECTIONS[name], r) for name, r in given.items() if r is not None]
     head = [

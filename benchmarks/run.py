@@ -19,6 +19,8 @@ under the same conditions. Writes benchmarks/RESULTS.md and prints it.
     algorithm, the full-resolution one with the token and the Gram solve (phase.py).
 (i) The mean-field PDE (512 modes, SA beta=10, D=0.01, t <= 50): wall time and steps,
     against its explicit method and particles (n=4096) on the same problem (meanfield.py).
+(j) A GPT-2-shaped checkpoint (12 layers, d=768) written, loaded and run on 128 tokens:
+    load time and the forward pass against the matmul rate (checkpoint.py).
 
 Timings are the best of several repeats of the second call, with block_until_ready.
 Each benchmark returns a frozen dataclass and writes its own lines of the markdown
@@ -29,6 +31,7 @@ import argparse
 import os
 import sys
 
+from checkpoint import checkpoint_bench
 from common import HERE, MatmulClock, describe_machine
 from ensemble import ensemble
 from large_n import large_n
@@ -60,6 +63,7 @@ def main(argv=None):
     p.add_argument("--lyapunov-k", type=int, default=8, help="exponents of the lyapunov benchmark")
     p.add_argument("--meanfield-modes", type=int, default=512, help="Fourier modes of the mean-field PDE")
     p.add_argument("--meanfield-n", type=int, default=4096, help="tokens of the particles beside the PDE")
+    p.add_argument("--checkpoint-n", type=int, default=128, help="tokens through the GPT-2-shaped model")
     p.add_argument("--no-full-phase", action="store_true", help="skip the full-resolution phase diagram")
     p.add_argument("--out", default=os.path.join(HERE, "RESULTS.md"))
     args = p.parse_args(argv)
@@ -80,6 +84,7 @@ def main(argv=None):
         ),
         phase=phase(full_size=False if args.no_full_phase else None),
         meanfield=meanfield_bench(args.meanfield_modes, args.meanfield_n),
+        checkpoint=checkpoint_bench(clock, n=args.checkpoint_n),
     )
     clock.measure()
     appendix = []

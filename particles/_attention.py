@@ -171,9 +171,12 @@ class Attention(eqx.Module):
             key = key + k_bias.astype(theta.dtype)[:, None, :]
         p = None if p is None else p[..., None, :]  # the head axis
         query, key = self.position.rotate(query, key, p)
-        mixed = mix(beta[..., None, :, :], query, key, theta[..., None, :, :], positions=p, **options)
-        out = jnp.einsum("hed,...hnd->...hne", V, mixed, precision=PRECISION)
-        if O is not None:
-            out = jnp.einsum("hev,...hnv->...hne", O.astype(theta.dtype), out, precision=PRECISION)
+        if O is None:  # V (d × d) applied to the mixed tokens: one mix of θ shared by the heads' logits
+            mixed = mix(beta[..., None, :, :], query, key, theta[..., None, :, :], positions=p, **options)
+            out = jnp.einsum("hed,...hnd->...hne", V, mixed, precision=PRECISION)
+        else:  # a trained model's values V θ (d_v each) mixed, then its output factor O
+            value = jnp.einsum("hvd,...nd->...hnv", V, theta, precision=PRECISION)
+            mixed = mix(beta[..., None, :, :], query, key, value, positions=p, **options)
+            out = jnp.einsum("hev,...hnv->...hne", O.astype(theta.dtype), mixed, precision=PRECISION)
         out = out.mean(axis=-3) if self.heads == "mean" else out.sum(axis=-3)
         return out if out_bias is None else out + out_bias.astype(theta.dtype)

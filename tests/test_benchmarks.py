@@ -16,6 +16,7 @@ BENCHMARKS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file
 sys.path.insert(0, BENCHMARKS)
 
 import blocks  # noqa: E402
+import checkpoint  # noqa: E402
 import common  # noqa: E402
 import ensemble  # noqa: E402
 import large_n  # noqa: E402
@@ -217,6 +218,20 @@ def test_layers(clock):
     assert_sane(r)
     assert r.flops == layers.transformer_flops(4, 8, 8, 32) and r.scan_fraction > 0
     layers_rows_print(r)
+
+
+def checkpoint_rows_print(r):
+    load, scan, whole = body(checkpoint.section_lines(r))
+    assert_prints(load, [r.megabytes, r.load_s])
+    assert_prints(scan, [r.scan_s * 1e3, r.flops / r.scan_s / r.matmul_rate])
+    assert_prints(whole, [r.simulate_s * 1e3, r.flops / r.simulate_s / r.matmul_rate])
+
+
+def test_checkpoint(clock):
+    r = checkpoint.checkpoint_bench(clock, layers=2, d=16, heads=2, n=8, vocab=32)
+    assert_sane(r)
+    assert r.flops == checkpoint.forward_flops(2, 8, 16, 64) and r.scan_fraction > 0
+    checkpoint_rows_print(r)
 
 
 def noise_rows_print(r):
@@ -442,6 +457,7 @@ def sample_results():
         meanfield=meanfield.MeanFieldResult(
             512, 4096, 10.0, 0.01, 50.0, 0.24, 943, 9.5, 38688, 30.0, 0.05, 0.031, (0.547, 0.47, 0.937)
         ),  # fmt: skip
+        checkpoint=checkpoint.CheckpointResult(12, 768, 128, 330.5, 0.33, 2.2e10, 0.155, 0.26, 4.3e11),
     )
 
 
@@ -454,6 +470,7 @@ def test_each_section_prints_its_numbers():
     layers_rows_print(r["layers"])
     noise_rows_print(r["noise"])
     sensitivity_rows_print(r["sensitivity"])
+    checkpoint_rows_print(r["checkpoint"])
     phase_rows_print(r["phase"])
     meanfield_rows_print(r["meanfield"])
 
@@ -462,7 +479,7 @@ def test_the_targets_are_measured_as_their_definitions_say():
     """Each target row prints the figures it is judged on, recomputed here from the
     raw results (the sample's are chosen so that no two coincide)."""
     r = sample_results()
-    e, t, ln, st, la, no, se, ph, mf = (r[k] for k in report.SECTIONS)
+    e, t, ln, st, la, no, se, ph, mf, ck = (r[k] for k in report.SECTIONS)
     t_scipy = e.scipy.time_s
     f32 = e.solve("float32")
     (row,) = ensemble.target_lines(e)
@@ -505,6 +522,8 @@ def test_the_targets_are_measured_as_their_definitions_say():
     (row,) = meanfield.target_lines(mf)
     assert_prints(row, [mf.modes, mf.beta, mf.noise, mf.t1, mf.pde_s, mf.pde_steps, mf.explicit_steps, mf.n])
     assert_prints(row, [mf.particles_s, mf.order_gap])
+    (row,) = checkpoint.target_lines(ck)
+    assert_prints(row, [ck.layers, ck.d, ck.n, ck.load_s, ck.megabytes, ck.scan_fraction, ck.simulate_fraction])
 
 
 def test_report_puts_the_sections_together():

@@ -44,12 +44,20 @@ def simulate_parser(sub):
     p.add_argument("--alpha", type=float, default=None, help="ngpt: step scale alpha")
     p.add_argument("--progress", action="store_true", help="show a progress bar")
     p.add_argument("--out", default=None, help="write the trajectory to this NetCDF file")
+    p.add_argument(
+        "--checkpoint", default=None,
+        help="a trained model: a folder with config.json and *.safetensors (GPT-2, LLaMA, Mistral, Qwen2, "
+        "BERT, ALBERT); runs --tokens through its layers (--layers: fewer, or more for ALBERT)",
+    )  # fmt: skip
+    p.add_argument("--tokens", default=None, help="with --checkpoint: token ids, e.g. 464,2068,7586")
     p.set_defaults(run=_run_simulate)
 
 
 def _run_simulate(args):
     import particles
 
+    if args.checkpoint is not None or args.tokens is not None:
+        return _run_checkpoint(args)
     dtype = np.float64 if args.x64 else np.float32
     params = {k: v for k, v in (("tau", args.tau), ("alpha", args.alpha)) if v is not None}
     n, d = args.n, args.d
@@ -101,6 +109,40 @@ def _run_simulate(args):
         traj.save(args.out)
         print(f"wrote              {args.out}")
     print(f"wall time          {time.perf_counter() - start:.2f} s")
+
+
+def _token_ids(spec: str) -> np.ndarray:
+    try:
+        ids = [int(item) for item in spec.split(",")]
+    except ValueError:
+        raise ValueError(f"--tokens {spec!r} must be integers separated by commas, e.g. 464,2068,7586") from None
+    return np.asarray(ids)
+
+
+def _run_checkpoint(args):
+    """``simulate --checkpoint DIR --tokens IDS``: the model's layers on its embedded tokens,
+    with the mean cosine and mean radius of every layer."""
+    import particles
+
+    if args.checkpoint is None or args.tokens is None:
+        raise ValueError("--checkpoint and --tokens go together: give both")
+    if args.out is not None and not os.path.isdir(os.path.dirname(os.path.abspath(args.out))):
+        raise ValueError(f"--out {args.out!r}: its folder does not exist")
+    start = time.perf_counter()
+    tf = particles.from_checkpoint(args.checkpoint, dtype=np.float64 if args.x64 else np.float32)
+    loaded = time.perf_counter() - start
+    traj = particles.simulate(tf.embed(_token_ids(args.tokens)), tf, layers=args.layers, progress=args.progress)
+    print(repr(tf))
+    print(f"loaded in {loaded:.2f} s; {traj.config['n']} tokens, {traj.config['layers']} layers")
+    cosine = np.asarray(particles.analysis.mean_cosine(traj.theta))
+    radius = np.asarray(traj.r).mean(axis=-1)
+    print(f"{'layer':>5}  {'mean cosine':>11}  {'mean |x|':>9}")
+    for layer, (c, r) in enumerate(zip(cosine, radius)):
+        print(f"{layer:>5}  {c:>11.6f}  {r:>9.4g}")
+    if args.out is not None:
+        traj.save(args.out)
+        print(f"wrote {args.out}")
+    print(f"wall time {time.perf_counter() - start:.2f} s")
 
 
 def demo_parser(sub):
