@@ -523,7 +523,9 @@ def test_the_targets_are_measured_as_their_definitions_say():
     assert_prints(row, [mf.modes, mf.beta, mf.noise, mf.t1, mf.pde_s, mf.pde_steps, mf.explicit_steps, mf.n])
     assert_prints(row, [mf.particles_s, mf.order_gap])
     (row,) = checkpoint.target_lines(ck)
-    assert_prints(row, [ck.layers, ck.d, ck.n, ck.load_s, ck.megabytes, ck.scan_fraction, ck.simulate_fraction])
+    assert_prints(
+        row, [ck.layers, ck.d, ck.n, ck.load_s, ck.megabytes, ck.scan_fraction, ck.simulate_fraction]
+    )
 
 
 def test_report_puts_the_sections_together():

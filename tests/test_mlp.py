@@ -88,7 +88,9 @@ def test_shapes_and_choices_are_checked():
         particles.MLP(W1, W2, b2, b2)
     with pytest.raises(ValueError, match=re.escape("W1 has shape (5,); expected (layers, m, d) or (m, d)")):
         particles.MLP(b1[0], W2)
-    with pytest.raises(ValueError, match=re.escape("activation='tanh' is not one of: gelu, gelu_tanh, relu, silu")):
+    with pytest.raises(
+        ValueError, match=re.escape("activation='tanh' is not one of: gelu, gelu_tanh, relu, silu")
+    ):
         particles.MLP(W1, W2, activation="tanh")
     mlp = particles.MLP(W1, W2, b1, b2)
     assert mlp.validate(4) is mlp and mlp.validate(4, layers=2) is mlp

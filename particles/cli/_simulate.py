@@ -115,7 +115,9 @@ def _token_ids(spec: str) -> np.ndarray:
     try:
         ids = [int(item) for item in spec.split(",")]
     except ValueError:
-        raise ValueError(f"--tokens {spec!r} must be integers separated by commas, e.g. 464,2068,7586") from None
+        raise ValueError(
+            f"--tokens {spec!r} must be integers separated by commas, e.g. 464,2068,7586"
+        ) from None
     return np.asarray(ids)
 
 
@@ -131,7 +133,9 @@ def _run_checkpoint(args):
     start = time.perf_counter()
     tf = particles.from_checkpoint(args.checkpoint, dtype=np.float64 if args.x64 else np.float32)
     loaded = time.perf_counter() - start
-    traj = particles.simulate(tf.embed(_token_ids(args.tokens)), tf, layers=args.layers, progress=args.progress)
+    traj = particles.simulate(
+        tf.embed(_token_ids(args.tokens)), tf, layers=args.layers, progress=args.progress
+    )
     print(repr(tf))
     print(f"loaded in {loaded:.2f} s; {traj.config['n']} tokens, {traj.config['layers']} layers")
     cosine = np.asarray(particles.analysis.mean_cosine(traj.theta))
