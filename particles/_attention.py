@@ -135,6 +135,22 @@ class Attention(eqx.Module):
         padded copy across devices)."""
         return eqx.tree_at(lambda a: a.beta, self, beta)
 
+    @property
+    def batch_positions(self):
+        """The positions if they differ across the batch, (*batch, n); else None (one
+        set for every trajectory, or the default 0..n−1)."""
+        return self.positions if self.positions is not None and jnp.ndim(self.positions) > 1 else None
+
+    def with_batch(self, beta, positions=None) -> "Attention":
+        """The same attention for a slice of the batch (or its padded copy across
+        devices): ``beta`` and, where they differ across the batch, its ``positions``."""
+        att = self.with_beta(beta)
+        return att if positions is None else eqx.tree_at(lambda a: a.positions, att, positions)
+
+    def batch_arrays(self) -> list:
+        """The arrays with the batch's leading axes: beta, and the positions if batched."""
+        return [self.beta, *([] if self.batch_positions is None else [self.batch_positions])]
+
     def at_layer(self, layer) -> "Attention":
         """The attention of layer ``layer`` (an int or a traced integer; past the last
         layer of weights, the last one), with that layer's weights alone."""

@@ -36,10 +36,11 @@ def _shard(coords, r0, att, key, sharding):
     if sharding is None:
         return coords, r0, att, key, None
     per_trajectory = key is not None and key.ndim > 0
-    arrays = [coords, r0, att.beta, *([key] if per_trajectory else [])]
-    (coords, r0, beta, *keys), size = shard_batch(arrays, sharding)
-    att = att.with_beta(beta)
-    return coords, r0, att, keys[0] if per_trajectory else key, size
+    batch_arrays = att.batch_arrays()
+    arrays = [coords, r0, *batch_arrays, *([key] if per_trajectory else [])]
+    (coords, r0, *rest), size = shard_batch(arrays, sharding)
+    att = att.with_batch(*rest[: len(batch_arrays)])
+    return coords, r0, att, rest[-1] if per_trajectory else key, size
 
 
 class Observe(eqx.Module):

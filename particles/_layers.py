@@ -112,8 +112,8 @@ def integrate_layers(problem, config):
     x0, att, size = problem.x0, problem.attention, None
     sharding = batch_sharding() if config.shard and problem.batch_shape else None
     if sharding is not None:
-        (x0, beta), size = shard_batch([x0, att.beta], sharding)
-        att = att.with_beta(beta)
+        (x0, *batch_arrays), size = shard_batch([x0, *att.batch_arrays()], sharding)
+        att = att.with_batch(*batch_arrays)
     start = time.perf_counter()
     saves = _scan_layers(
         x0, problem.scheme, att, (problem.norm, problem.mlp_norm), problem.mlp, jnp.asarray(t0, dtype), jnp.asarray(h, dtype),

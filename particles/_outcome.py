@@ -27,7 +27,7 @@ def retry_each(y0, att, key, solve):
     saves, status, steps = [], [], 0
     for idx in np.ndindex(*batch):
         own = key[idx] if key is not None and key.ndim else key
-        sol = solve((y0[0][idx], y0[1][idx]), att.with_beta(att.beta[idx]), key=own)
+        sol = solve((y0[0][idx], y0[1][idx]), att.with_batch(*(a[idx] for a in att.batch_arrays())), key=own)
         saves.append(sol.ys)
         steps += int(sol.stats["num_steps"])
         status.append(Status.from_result(sol.result))

@@ -78,10 +78,12 @@ class Problem(eqx.Module):
         own = [t for t in self.scheme.jump_times() if self.t0 < t < self.t1]
         return sorted(set(self.attention.layer_jumps(self.t0, self.t1)) | set(own))
 
-    def with_start(self, x0, beta) -> "Problem":
+    def with_start(self, x0, beta, positions=None) -> "Problem":
         """The same problem from tokens ``x0`` at inverse temperature ``beta`` (e.g. one
-        trajectory of a batch)."""
-        return eqx.tree_at(lambda p: p.x0, self, x0).with_attention(self.attention.with_beta(beta))
+        trajectory of a batch, with its ``positions`` where they differ across the batch)."""
+        return eqx.tree_at(lambda p: p.x0, self, x0).with_attention(
+            self.attention.with_batch(beta, positions)
+        )
 
     def with_attention(self, attention: Attention) -> "Problem":
         return eqx.tree_at(lambda p: p.attention, self, attention)
@@ -183,14 +185,22 @@ def _affine(O, q_bias, k_bias, out_bias, Q, V, d):
     )  # fmt: skip
 
 
-def _positions(positions, n, dtype):
-    """The tokens' positions p_i, shape (n,), finite (None: 0..n−1, kept as None)."""
+def _positions(positions, n, batch, dtype):
+    """The tokens' positions p_i, finite: shape (n,), the same for every trajectory, or
+    (…, n) broadcast against the batch shape to (*batch, n) (None: 0..n−1, kept as None)."""
     if positions is None:
         return None
     p = check_finite_array("positions", positions)
-    if p.shape != (n,):
-        raise ValueError(f"positions has shape {p.shape}; expected ({n},), one per token")
-    return jnp.asarray(p.astype(dtype))
+    try:
+        ok = p.ndim >= 1 and p.shape[-1] == n and np.broadcast_shapes(p.shape[:-1], batch) == batch
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ValueError(
+            f"positions has shape {p.shape}; expected ({n},), one per token, or (..., {n}) broadcasting "
+            f"against the batch shape {batch}"
+        )
+    return jnp.asarray(p.astype(dtype) if p.ndim == 1 else np.broadcast_to(p.astype(dtype), (*batch, n)))
 
 
 def check_logit_range(att, beta, x, scheme, dtype):
@@ -337,7 +347,7 @@ def make_problem(
             heads=heads,
             block_size=block_size,
             position=as_position(position, bool(causal)),
-            positions=_positions(positions, x0.shape[-2], dtype),
+            positions=_positions(positions, x0.shape[-2], batch, dtype),
             **_affine(O, q_bias, k_bias, out_bias, Q, V, d),
         )
         att.position.check(x0.shape[-2], d if att.Q is None else att.Q.shape[-2])

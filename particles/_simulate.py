@@ -38,7 +38,7 @@ def simulate(
     stop_at_collapse=None,
     block_size=None,
     shard=True,
-    reduce_span=True,
+    reduce_span=None,
     layers=None,
     norm=None,
     gamma=None,
@@ -69,7 +69,8 @@ def simulate(
     Positions (MODEL.md §11): ``position`` a position part, or a tuple of them applied
     in order: :class:`particles.Causal` (also ``causal=True``), :class:`particles.ALiBi`,
     :class:`particles.RoPE`, :class:`particles.PositionalPrior`; ``positions`` the
-    tokens' positions p_i, shape (n,) (default 0..n−1). RoPE makes the logits depend on
+    tokens' positions p_i, shape (n,) (default 0..n−1), or (…, n) broadcast against the
+    batch shape (each trajectory its own). RoPE makes the logits depend on
     more than ⟨θ_i, θ_j⟩: the span reduction is then skipped. ``dtype`` defaults to
     that of ``x0``; ``float64`` turns on JAX's 64-bit mode for this call.
 
@@ -93,7 +94,9 @@ def simulate(
     per trajectory: the same flow, the error still measured in R^d. With constant
     steps the two agree to rounding; with adaptive steps the error estimate is taken
     component by component in other coordinates, so the step sequences (not the
-    tolerance met) differ. ``False`` solves in R^d.
+    tolerance met) differ. ``False`` solves in R^d; unset (``None``), the reduction
+    applies where the flow keeps the span; ``True`` with a position part whose logits
+    depend on more than ⟨q_i, k_j⟩ (RoPE) is refused.
 
     Real layers (MODEL.md §7). ``layers=L`` runs L discrete layers (one compiled
     ``lax.scan``) with residual step h = (t1 − t0)/L (``t1=L`` is the textbook
@@ -145,6 +148,12 @@ def simulate(
         bias=bias, ln_eps=ln_eps, mlp=mlp, activation=activation, residual=residual, noise=noise, key=key,
         **scheme_params,
     )  # fmt: skip
+    if reduce_span and not problem.attention.position.inner_products_only:
+        raise ValueError(
+            f"reduce_span=True with position {problem.attention.position.label!r}: its logits depend on "
+            "more than <q_i, k_j>, so the tokens leave their span; leave reduce_span unset"
+        )
+    reduce_span = True if reduce_span is None else reduce_span
     if problem.noise and solver is None:
         solver = diffrax.Heun()  # Stratonovich (integrate's STRATONOVICH_SOLVERS)
     config = SolveConfig(

@@ -287,6 +287,58 @@ def test_bad_position_parts_are_one_line(make, match):
     assert "\n" not in str(info.value)
 
 
+def test_explicit_span_reduction_with_rope_is_refused():
+    """reduce_span=True asks for the span chart: refused where the logits are not inner
+    products (RoPE), granted where they are (causal)."""
+    x0 = particles.init.uniform_sphere(0, N, 8, dtype=np.float64)
+    with pytest.raises(ValueError, match="reduce_span=True with position 'rope'") as info:
+        particles.simulate(x0, "post", beta=1.0, t1=1.0, position=particles.RoPE(), reduce_span=True)
+    assert "\n" not in str(info.value)
+    particles.simulate(x0, "post", beta=1.0, t1=1.0, ts=[1.0], causal=True, reduce_span=True)
+
+
+@pytest.mark.parametrize("layers", [None, 4])
+def test_positions_of_each_trajectory_of_a_batch(layers):
+    """Positions (batch, n) give each trajectory of a batch its own: equal to solving each
+    alone with its positions; (1, n) broadcasts to every trajectory."""
+    rng = np.random.default_rng(5)
+    x0 = np.asarray(particles.init.uniform_sphere(1, N, 6, dtype=np.float64))
+    positions = rng.uniform(0, 10, size=(2, N))
+    Q, K, V = particles.random_weights(2, 6, heads=2, dtype=np.float64)
+    kw = dict(beta=1.0, t1=1.0, ts=[0.5, 1.0], Q=Q[..., :4, :], K=K[..., :4, :], V=V, layers=layers,
+              position=(particles.RoPE(base=50.0), particles.ALiBi([0.3, 0.1])))  # fmt: skip
+    if layers is None:
+        kw["step_size"] = 0.05  # the same steps alone and in the batch
+    batch = particles.simulate(np.stack([x0, x0]), "pre", positions=positions, **kw)
+    for b in range(2):
+        alone = particles.simulate(x0, "pre", positions=positions[b], **kw)
+        np.testing.assert_allclose(np.asarray(batch.x[b]), np.asarray(alone.x), rtol=0, atol=1e-12)
+    assert not np.allclose(np.asarray(batch.x[0]), np.asarray(batch.x[1]), atol=1e-3)
+    shared = particles.simulate(np.stack([x0, x0]), "pre", positions=positions[:1], **kw)
+    alone = particles.simulate(x0, "pre", positions=positions[0], **kw)
+    np.testing.assert_allclose(np.asarray(shared.x[1]), np.asarray(alone.x), rtol=0, atol=1e-12)
+    with pytest.raises(ValueError, match=r"positions has shape \(3, 7\); expected \(7,\)"):
+        particles.simulate(np.stack([x0, x0]), "pre", positions=np.zeros((3, N)), **kw)
+
+
+def test_noise_with_causal_attention_keeps_token_zero_blind_to_the_others():
+    """Under causal attention token 0 attends to itself only: with noise (the same
+    Brownian paths from the same key) its path does not depend on the later tokens,
+    and it still moves, by the noise alone; with RoPE and ALiBi the noisy flow runs."""
+    x0 = np.asarray(particles.init.uniform_sphere(3, N, 4, dtype=np.float64))
+    other = x0.copy()
+    other[1:] = particles.init.uniform_sphere(4, N - 1, 4, dtype=np.float64)
+    kw = dict(beta=2.0, t1=0.5, ts=[0.25, 0.5], step_size=0.01, noise=0.05, key=7)
+    a = particles.simulate(x0, "post", causal=True, **kw)
+    b = particles.simulate(other, "post", causal=True, **kw)
+    np.testing.assert_allclose(np.asarray(a.theta[:, 0]), np.asarray(b.theta[:, 0]), rtol=0, atol=1e-12)
+    assert np.max(np.abs(np.asarray(a.theta[-1, 0]) - x0[0])) > 1e-3
+    assert not np.allclose(np.asarray(a.theta[-1, 1:]), np.asarray(b.theta[-1, 1:]))
+    noisy = particles.simulate(x0, "post", position=(particles.RoPE(base=10.0), particles.ALiBi()), **kw)
+    assert np.all(np.isfinite(np.asarray(noisy.theta)))
+    np.testing.assert_allclose(np.linalg.norm(np.asarray(noisy.theta), axis=-1), 1.0, atol=1e-12)
+
+
 def test_rope_with_odd_query_dimension_is_refused():
     x0 = particles.init.uniform_sphere(0, N, 4, dtype=np.float64)
     Q = np.ones((3, 4))

@@ -37,15 +37,19 @@ def setup(x0, scheme, beta, t1, options) -> tuple[Problem, SolveConfig]:
     return problem, SolveConfig(**config)
 
 
-def flatten_batch(problem: Problem) -> tuple[Array, Array]:
-    """x0 (B, n, d) and beta (B,) with the batch flattened (B = 1 for no batch)."""
+def flatten_batch(problem: Problem) -> tuple[Array, ...]:
+    """x0 (B, n, d), beta (B,) and, where they differ across the batch, the positions
+    (B, n), with the batch flattened (B = 1 for no batch)."""
     n, d = problem.x0.shape[-2:]
-    return problem.x0.reshape(-1, n, d), jnp.reshape(problem.attention.beta, (-1,))
+    positions = problem.attention.batch_positions
+    own = () if positions is None else (jnp.reshape(positions, (-1, n)),)
+    return problem.x0.reshape(-1, n, d), jnp.reshape(problem.attention.beta, (-1,)), *own
 
 
-def single_problem(problem: Problem, x0, beta) -> Problem:
-    """The problem of one trajectory (tokens x0 (n, d), scalar beta)."""
-    return problem.with_start(x0, beta)
+def single_problem(problem: Problem, x0, beta, positions=None) -> Problem:
+    """The problem of one trajectory (tokens x0 (n, d), scalar beta, its positions (n,)
+    where they differ across the batch)."""
+    return problem.with_start(x0, beta, positions)
 
 
 def unflatten(problem: Problem, a, lead=0):
@@ -204,11 +208,11 @@ def over_batch(fn, problem, *args):
     ``args`` static: a second call with the same ones reuses the compiled program). One
     trajectory is solved as it is: under ``vmap`` the small matrix products of the
     frame become batched products, slower on a CPU (measured, docs/sensitivity.md)."""
-    one = lambda x0, beta: fn(single_problem(problem, x0, beta), x0, *args)  # noqa: E731
-    x0, beta = flatten_batch(problem)
-    if x0.shape[0] == 1:
-        return jax.tree.map(lambda a: a[None], one(x0[0], beta[0]))
-    return jax.vmap(one)(x0, beta)
+    one = lambda x0, *batch: fn(single_problem(problem, x0, *batch), x0, *args)  # noqa: E731
+    arrays = flatten_batch(problem)
+    if arrays[0].shape[0] == 1:
+        return jax.tree.map(lambda a: a[None], one(*(a[0] for a in arrays)))
+    return jax.vmap(one)(*arrays)
 
 
 def batched(problem, fn, *args):

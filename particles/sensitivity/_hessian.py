@@ -179,8 +179,8 @@ def hessian_spectrum(
     _check_parameters(problem, wrt, layer)
     segs = segments(problem, config)
     with precision(problem.dtype):
-        x, beta = (a[0] for a in flatten_batch(problem))
-        one = single_problem(problem, x, beta)
+        x, *batch = (a[0] for a in flatten_batch(problem))
+        one = single_problem(problem, x, *batch)
         dim = jax.eval_shape(lambda: _hessian_loss(one, config, segs, loss, wrt, layer, x)[0]).shape[0]
     k = check_k(k, dim)
     steps = min(dim, 2 * k + 30) if iters is None else min(check_int("iters", iters, minimum=k), dim)
