@@ -118,7 +118,9 @@ def throughput(clock: MatmulClock, cases, *, d=128, beta=4.0, rounds=ROUNDS) -> 
     """Time each field of ``cases`` in alternation with the matmul of ``clock``."""
     timings = []
     for case in cases:
-        symmetric = case.path == "auto" and case.position is None  # positions: row blocks
+        # pairs of blocks where the logits stay symmetric (RoPE's do), else row blocks (ALiBi: causal)
+        part = None if case.position is None else POSITIONS[case.position]()
+        symmetric = case.path == "auto" and (part is None or part.symmetric_logits)
         size = case.block or particles.auto_block_size(case.n, symmetric=symmetric)
         fn = field_evaluation(case.n, d, case.block, case.path == "auto", beta, case.position)
         t, rate = clock.side_by_side(fn, rounds=rounds)

@@ -169,11 +169,9 @@ class Attention(eqx.Module):
         beta = jnp.asarray(self.beta, theta.dtype)[..., None, None]
         p = None if self.positions is None else jnp.asarray(self.positions, theta.dtype)
         options = dict(kernel=self.kernel, position=self.position, block=self.block_size)
-        if self.identity_weights and self.position.inner_products_only:
-            return identity_mix(beta, theta, theta, positions=p, **options)
-        if self.identity_weights:
-            query, key = self.position.rotate(theta, theta, p)
-            return mix(beta, query, key, theta, positions=p, **options)
+        if self.identity_weights:  # queries = keys (turned by RoPE where it applies), values θ
+            turned, _ = self.position.rotate(theta, theta, p)
+            return identity_mix(beta, turned, theta, positions=p, **options)
         d = theta.shape[-1]
         Q, K, V, O, q_bias, k_bias, out_bias = self.layer_weights(t)
         num_heads = max(w.shape[0] for w in (Q, K, V, O, q_bias, k_bias) if w is not None)

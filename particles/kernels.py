@@ -188,13 +188,14 @@ def symmetric_mix(beta, x, values, block, *, kernel="softmax"):
 
 
 def identity_mix(beta, x, values, *, kernel="softmax", position=None, block=None, positions=None):
-    """Σ_j w_ij v_j with w from the logits β ⟨x_i, x_j⟩: dense, or in blocks (pairs of
+    """Σ_j w_ij v_j with w from the logits β ⟨x_i, x_j⟩ (queries and keys the same
+    ``x``, e.g. the tokens, or the tokens turned by RoPE): dense, or in blocks (pairs of
     blocks while unshifted exponentials are safe and the position part keeps the
-    weights symmetric, else row blocks). ``block=None`` picks each computation's own
+    logits symmetric, ``symmetric_logits``, else row blocks). ``block=None`` picks each computation's own
     size (:func:`auto_block_size`)."""
     kernel, position = as_kernel(kernel), as_position(position)
     *batch, n, _ = x.shape
-    symmetric = position.permutation_equivariant
+    symmetric = position.symmetric_logits
     pair = block or auto_block_size(n, math.prod(batch), symmetric=symmetric)
     if pair >= n or not symmetric:
         return mix(beta, x, x, values, kernel=kernel, position=position, block=block, positions=positions)

@@ -24,12 +24,16 @@ class AbstractPosition(eqx.Module):
     coincident tokens stay together, the weights of Q = K = I are symmetric and pairs
     of blocks may be computed once); ``inner_products_only`` (the logits depend on the
     tokens through ⟨q_i, k_j⟩ alone, so the span chart and the Gram flow of Q = K = I
-    may apply; RoPE breaks it); ``normalizes`` (its weights carry the 1/n of USA);
+    may apply; RoPE breaks it); ``symmetric_logits`` (with q_i = k_i, i.e. Q = K, the
+    logits are symmetric, ℓ_ij = ℓ_ji, so pairs of blocks may be computed once: no
+    mask, nothing that depends on the order of i and j; RoPE keeps it, since
+    ⟨R_{p_i} θ_i, R_{p_j} θ_j⟩ is symmetric); ``normalizes`` (its weights carry the 1/n of USA);
     ``empty_rows`` (some query may attend to no key: its weights are 0)."""
 
     name: ClassVar[str]
     permutation_equivariant: ClassVar[bool] = False
     inner_products_only: ClassVar[bool] = True
+    symmetric_logits: ClassVar[bool] = False
     gram_flow: ClassVar[bool] = False  # the Gram flow (MODEL.md §8) implements it
     normalizes: ClassVar[bool] = False
     empty_rows: ClassVar[bool] = False
@@ -71,6 +75,7 @@ class NoPosition(AbstractPosition):
 
     name: ClassVar[str] = "none"
     permutation_equivariant: ClassVar[bool] = True
+    symmetric_logits: ClassVar[bool] = True
     gram_flow: ClassVar[bool] = True
 
 
@@ -161,6 +166,7 @@ class RoPE(AbstractPosition):
 
     name: ClassVar[str] = "rope"
     inner_products_only: ClassVar[bool] = False
+    symmetric_logits: ClassVar[bool] = True
     base: float = eqx.field(static=True, default=10000.0)
     convention: str = eqx.field(static=True, default="half")
 
@@ -250,6 +256,10 @@ class Positions(AbstractPosition):
     @property
     def gram_flow(self) -> bool:
         return all(p.gram_flow for p in self.parts)
+
+    @property
+    def symmetric_logits(self) -> bool:
+        return all(p.symmetric_logits for p in self.parts)
 
     @property
     def normalizes(self) -> bool:
