@@ -38,8 +38,9 @@ _ACTIVATIONS = {"gelu": "gelu", "gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "g
 def from_checkpoint(path, arch: str | None = None, *, dtype=None) -> Transformer:
     """Read a trained transformer: ``path`` a folder with ``config.json`` and
     ``*.safetensors`` (sharded ones through ``model.safetensors.index.json``), or one
-    ``.safetensors`` file (its folder's ``config.json`` if there is one, else sizes from
-    the tensors and 64-dimensional heads); ``arch`` (default: ``config.json``'s
+    ``.safetensors`` file (its folder's ``config.json`` if there is one; else, for GPT-2
+    and the LLaMA family, sizes from the tensors, heads of 64 (GPT-2) or 128 (LLaMA
+    family) dimensions and transformers' defaults); ``arch`` (default: ``config.json``'s
     ``model_type``) one of :data:`ARCHITECTURES`. ``dtype`` float32 (JAX's default) or
     float64. Returns a :class:`particles.Transformer`: ``simulate(tf.embed(ids), tf)``.
 
@@ -53,9 +54,12 @@ def from_checkpoint(path, arch: str | None = None, *, dtype=None) -> Transformer
         raise ValueError(f"{str(path)!r} has no config.json; give the .safetensors file with arch= instead")
     arch = arch or config.get("model_type")
     if arch is None:
-        raise ValueError(
-            f"config.json in {str(folder)!r} has no model_type; give arch= ({', '.join(ARCHITECTURES)})"
+        where = (
+            f"config.json in {str(folder)!r} has"
+            if config
+            else f"{str(path)!r} has no config.json beside it, so"
         )
+        raise ValueError(f"{where} no model_type; give arch= ({', '.join(ARCHITECTURES)})")
     check_choice("arch (model_type)", arch, ARCHITECTURES)
     tensors = _Tensors(_read_tensors(path), str(path))
     dtype = np.dtype(dtype or default_dtype())
@@ -80,7 +84,7 @@ def _read_tensors(path: pathlib.Path) -> dict:
         if path.suffix != ".safetensors":
             why = _CONVERT if any(path.match(p) for p in _PICKLED) else "expected a .safetensors file"
             raise ValueError(f"{str(path)!r} is not safetensors: {why}")
-        return safetensors.numpy.load_file(path)
+        return _load_file(path)
     index = path / "model.safetensors.index.json"
     files = (
         sorted({path / f for f in _read_config(index).get("weight_map", {}).values()})
@@ -97,8 +101,17 @@ def _read_tensors(path: pathlib.Path) -> dict:
     for file in files:
         if not file.exists():
             raise ValueError(f"the index names {file.name}, which is not in {str(path)!r}")
-        tensors.update(safetensors.numpy.load_file(file))
+        tensors.update(_load_file(file))
     return tensors
+
+
+def _load_file(file: pathlib.Path) -> dict:
+    """The tensors of one safetensors file (its parser reads a JSON header and raw
+    buffers, never a pickle); a one-line error if it is not one."""
+    try:
+        return safetensors.numpy.load_file(file)
+    except safetensors.SafetensorError as e:
+        raise ValueError(f"{str(file)!r} is not a valid safetensors file ({e})") from None
 
 
 class _Tensors:
@@ -148,6 +161,16 @@ def _size(config: dict, key: str, default=None):
     return int(value)
 
 
+def _num_heads(config: dict, key: str, d: int, d_head: int) -> int:
+    """The number of heads: ``config[key]``, or without it d / d_head (the architecture's
+    usual head size), refused in one line where d_head does not divide d."""
+    if config.get(key) is None and (d < d_head or d % d_head):
+        raise ValueError(
+            f"config.json has no {key!r}, and d={d} is no multiple of the usual head size {d_head}; give it"
+        )
+    return _size(config, key, d // d_head)
+
+
 def _heads(W_q, W_k, W_v, W_o, biases, heads, kv_heads, d_head):
     """The attention's arrays from torch-layout projections (out, in) stacked over layers:
     Q, K (L, H, d_k, d), V (L, H, d_v, d), O (L, H, d, d_v), the biases; grouped-query
@@ -170,8 +193,8 @@ def _heads(W_q, W_k, W_v, W_o, biases, heads, kv_heads, d_head):
     )  # fmt: skip
 
 
-def _activation(config, key):
-    name = config.get(key, "gelu")
+def _activation(config, key, default):
+    name = config.get(key, default)  # transformers' default for the architecture
     if name not in _ACTIVATIONS:
         raise ValueError(f"config.json's {key}={name!r} is not one of: {', '.join(_ACTIVATIONS)}")
     return _ACTIVATIONS[name]
@@ -187,7 +210,7 @@ def _gpt2(t: _Tensors, config: dict, arch: str) -> Transformer:
     vocab, d = t.named["wte.weight"].shape if "wte.weight" in t else (_size(config, "vocab_size"), 0)
     d = _size(config, "n_embd", d)
     L = _size(config, "n_layer", t.first_layer_count("h.{l}.ln_1.weight"))
-    heads = _size(config, "n_head", d // 64)
+    heads = _num_heads(config, "n_head", d, 64)
     m = config.get("n_inner") or 4 * d
     if config.get("scale_attn_by_inverse_layer_idx") or config.get("reorder_and_upcast_attn"):
         raise ValueError(
@@ -207,7 +230,7 @@ def _gpt2(t: _Tensors, config: dict, arch: str) -> Transformer:
         W_q, W_k, W_v, np.swapaxes(W_o, -1, -2), (b_q, b_k, b_v, b_o), heads, heads, d // heads
     )
     mlp = MLP(np.swapaxes(W_fc, -1, -2), np.swapaxes(W_pr, -1, -2), b_fc, b_pr,
-              activation=_activation(config, "activation_function"))  # fmt: skip
+              activation=_activation(config, "activation_function", "gelu_new"))  # fmt: skip
     positions = _size(config, "n_positions", t.named.get("wpe.weight", np.zeros((0, d))).shape[0])
     embeddings = Embeddings(t.get("wte.weight", (vocab, d)), t.get("wpe.weight", (positions, d)))
     return Transformer(
@@ -225,7 +248,7 @@ def _llama(t: _Tensors, config: dict, arch: str) -> Transformer:
     d = _size(config, "hidden_size", d or None)
     vocab = _size(config, "vocab_size", vocab or None)
     L = _size(config, "num_hidden_layers", t.first_layer_count("layers.{l}.input_layernorm.weight"))
-    heads = _size(config, "num_attention_heads", d // 128)
+    heads = _num_heads(config, "num_attention_heads", d, 128)
     kv_heads = _size(config, "num_key_value_heads", heads)
     if heads % kv_heads:
         raise ValueError(f"num_attention_heads={heads} is not a multiple of num_key_value_heads={kv_heads}")
@@ -255,7 +278,7 @@ def _llama(t: _Tensors, config: dict, arch: str) -> Transformer:
         if (p + "mlp.gate_proj.bias").format(l=0) in t
         else (None, None, None)
     )
-    mlp = GatedMLP(W_gate, W_up, W_down, *mlp_biases, activation=_activation(config, "hidden_act"))
+    mlp = GatedMLP(W_gate, W_up, W_down, *mlp_biases, activation=_activation(config, "hidden_act", "silu"))
     embeddings = Embeddings(t.get("embed_tokens.weight", (vocab, d)))
     return Transformer(
         arch, "pre", head_beta(d_head), L, attention, _rope_position(config, arch), rms(g1), rms(g2), mlp,
@@ -279,9 +302,10 @@ def _rope_position(config: dict, arch: str):
     return Positions((RoPE(base=float(base), convention="half"), mask))
 
 
-def _post_layer(t: _Tensors, names: dict, config: dict, d: int, L: int):
+def _post_layer(t: _Tensors, names: dict, config: dict, d: int, L: int, activation: str):
     """BERT's and ALBERT's post-LN layer (``names`` map a role to a tensor name with
-    ``{l}``): the attention's arrays, its norm, the MLP and the MLP's norm."""
+    ``{l}``): the attention's arrays, its norm, the MLP and the MLP's norm
+    (``activation`` the default of ``hidden_act``)."""
     heads = _size(config, "num_attention_heads")
     m = _size(config, "intermediate_size")
     roles = ["q", "k", "v", "o", "ln1", "ff1", "ff2", "ln2"]
@@ -293,7 +317,9 @@ def _post_layer(t: _Tensors, names: dict, config: dict, d: int, L: int):
         W["q"], W["k"], W["v"], W["o"], (b["q"], b["k"], b["v"], b["o"]), heads, heads, d // heads
     )
     eps = float(config.get("layer_norm_eps", 1e-12))
-    mlp = MLP(W["ff1"], W["ff2"], b["ff1"], b["ff2"], activation=_activation(config, "hidden_act"))
+    mlp = MLP(
+        W["ff1"], W["ff2"], b["ff1"], b["ff2"], activation=_activation(config, "hidden_act", activation)
+    )
     return attention, _layernorm(W["ln1"], b["ln1"], eps), mlp, _layernorm(W["ln2"], b["ln2"], eps), heads
 
 
@@ -320,7 +346,7 @@ def _bert(t: _Tensors, config: dict, arch: str) -> Transformer:
     names = dict(q=p + "attention.self.query", k=p + "attention.self.key", v=p + "attention.self.value",
                  o=p + "attention.output.dense", ln1=p + "attention.output.LayerNorm", ff1=p + "intermediate.dense",
                  ff2=p + "output.dense", ln2=p + "output.LayerNorm")  # fmt: skip
-    attention, norm, mlp, mlp_norm, heads = _post_layer(t, names, config, d, L)
+    attention, norm, mlp, mlp_norm, heads = _post_layer(t, names, config, d, L, "gelu")
     return Transformer(
         arch, "post", head_beta(d // heads), L, attention, Causal() if config.get("is_decoder") else NoPosition(),
         norm, mlp_norm, mlp, None, _embeddings(t, config, d), config,
@@ -339,7 +365,7 @@ def _albert(t: _Tensors, config: dict, arch: str) -> Transformer:
     names = dict(q=p + "attention.query", k=p + "attention.key", v=p + "attention.value", o=p + "attention.dense",
                  ln1=p + "attention.LayerNorm", ff1=p + "ffn", ff2=p + "ffn_output",
                  ln2=p + "full_layer_layer_norm")  # fmt: skip
-    attention, norm, mlp, mlp_norm, heads = _post_layer(t, names, config, d, 1)
+    attention, norm, mlp, mlp_norm, heads = _post_layer(t, names, config, d, 1, "gelu_new")
     mapping = "encoder.embedding_hidden_mapping_in."
     embeddings = _embeddings(
         t,

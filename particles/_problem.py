@@ -179,10 +179,20 @@ def _affine(O, q_bias, k_bias, out_bias, Q, V, d):
     elif V is not None and V.shape[-2] != d:
         raise ValueError(f"V has shape {V.shape}; a V with d_v != d needs its output factor O")
     d_k = d if Q is None else Q.shape[-2]
-    return dict(
+    affine = dict(
         O=O, q_bias=_biases("q_bias", q_bias, d_k), k_bias=_biases("k_bias", k_bias, d_k),
         out_bias=_biases("out_bias", out_bias, d, heads=False),
     )  # fmt: skip
+    # the heads broadcast (one array serves every head): O and the biases have 1 or H heads
+    per_head = [Q, V, *(affine[k] for k in ("O", "q_bias", "k_bias"))]
+    num_heads = max((w.shape[1] for w in per_head if w is not None), default=1)
+    for name in ("O", "q_bias", "k_bias"):
+        w = affine[name]
+        if w is not None and w.shape[1] not in (1, num_heads):
+            raise ValueError(
+                f"{name} has {w.shape[1]} heads where the attention has {num_heads}; give 1 or {num_heads}"
+            )
+    return affine
 
 
 def _positions(positions, n, batch, dtype):
