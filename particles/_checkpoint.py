@@ -249,10 +249,11 @@ def _llama(t: _Tensors, config: dict, arch: str) -> Transformer:
     vocab = _size(config, "vocab_size", vocab or None)
     L = _size(config, "num_hidden_layers", t.first_layer_count("layers.{l}.input_layernorm.weight"))
     heads = _num_heads(config, "num_attention_heads", d, 128)
-    kv_heads = _size(config, "num_key_value_heads", heads)
+    d_head = int(config.get("head_dim") or d // heads)
+    k_rows = t.named.get("layers.0.self_attn.k_proj.weight", np.zeros((heads * d_head, 0))).shape[0]
+    kv_heads = _size(config, "num_key_value_heads", max(1, k_rows // d_head))  # else from k_proj's rows
     if heads % kv_heads:
         raise ValueError(f"num_attention_heads={heads} is not a multiple of num_key_value_heads={kv_heads}")
-    d_head = int(config.get("head_dim") or d // heads)
     m = _size(
         config, "intermediate_size", t.named.get("layers.0.mlp.up_proj.weight", np.zeros((0,))).shape[0]
     )
@@ -295,7 +296,8 @@ def _rope_position(config: dict, arch: str):
         if kind != "default" or params.get("partial_rotary_factor", 1.0) != 1.0:
             raise ValueError(f"{key}={params!r} is not supported (plain RoPE only)")
     base = (config.get("rope_parameters") or {}).get("rope_theta", config.get("rope_theta", 10000.0))
-    window = config.get("sliding_window") if arch == "mistral" else None
+    # Mistral's window: transformers' default 4096 where the config does not say; null: none
+    window = config.get("sliding_window", 4096) if arch == "mistral" else None
     if arch == "qwen2" and config.get("use_sliding_window"):
         raise ValueError("Qwen2's use_sliding_window=true is not supported")
     mask = Causal() if window is None else SlidingWindow(int(window))

@@ -167,7 +167,7 @@ def _biases(name, b, size, heads=True):
     return jnp.asarray(b.reshape((1,) * (rank - b.ndim) + b.shape))
 
 
-def _affine(O, q_bias, k_bias, out_bias, Q, V, d):
+def _affine(O, q_bias, k_bias, out_bias, Q, K, V, d):
     """A trained layer's output factor O (…, d, d_v) and biases, checked against Q and V."""
     if O is not None:
         O = check_finite_array("O", O)
@@ -176,18 +176,15 @@ def _affine(O, q_bias, k_bias, out_bias, Q, V, d):
                 f"O has shape {O.shape}; expected (layers, heads, d, d_v) = (…, {d}, d_v) with V (…, d_v, d)"
             )
         O = jnp.asarray(O.reshape((1,) * (4 - O.ndim) + O.shape))
-    elif V is not None and V.shape[-2] != d:
-        raise ValueError(f"V has shape {V.shape}; a V with d_v != d needs its output factor O")
     d_k = d if Q is None else Q.shape[-2]
     affine = dict(
         O=O, q_bias=_biases("q_bias", q_bias, d_k), k_bias=_biases("k_bias", k_bias, d_k),
         out_bias=_biases("out_bias", out_bias, d, heads=False),
     )  # fmt: skip
     # the heads broadcast (one array serves every head): O and the biases have 1 or H heads
-    per_head = [Q, V, *(affine[k] for k in ("O", "q_bias", "k_bias"))]
+    per_head = [Q, K, V, *(affine[k] for k in ("O", "q_bias", "k_bias"))]
     num_heads = max((w.shape[1] for w in per_head if w is not None), default=1)
-    for name in ("O", "q_bias", "k_bias"):
-        w = affine[name]
+    for name, w in (("Q", Q), ("K", K), ("V", V), *((k, affine[k]) for k in ("O", "q_bias", "k_bias"))):
         if w is not None and w.shape[1] not in (1, num_heads):
             raise ValueError(
                 f"{name} has {w.shape[1]} heads where the attention has {num_heads}; give 1 or {num_heads}"
@@ -358,7 +355,7 @@ def make_problem(
             block_size=block_size,
             position=as_position(position, bool(causal)),
             positions=_positions(positions, x0.shape[-2], batch, dtype),
-            **_affine(O, q_bias, k_bias, out_bias, Q, V, d),
+            **_affine(O, q_bias, k_bias, out_bias, Q, K, V, d),
         )
         att.position.check(x0.shape[-2], d if att.Q is None else att.Q.shape[-2])
         check_logit_range(att, beta_np, x0, scheme, dtype)

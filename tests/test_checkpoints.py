@@ -190,7 +190,9 @@ def test_single_file_with_config_beside_it(tmp_path):
     "arch, sizes",
     [("gpt2", dict(n_embd=128, n_head=2, n_layer=1, n_positions=16)),
      ("llama", dict(hidden_size=128, num_attention_heads=1, num_key_value_heads=1, head_dim=128,
-                    num_hidden_layers=1, rope_theta=10000.0))],
+                    num_hidden_layers=1, rope_theta=10000.0)),
+     ("llama", dict(hidden_size=256, num_attention_heads=2, num_key_value_heads=1, head_dim=128,
+                    num_hidden_layers=1, rope_theta=10000.0))],  # grouped-query heads, read from k_proj
 )  # fmt: skip
 def test_single_file_without_config(tmp_path, arch, sizes):
     """A lone .safetensors file with arch=: sizes from the tensors, heads of 64 (GPT-2) or 128 (LLaMA
@@ -200,7 +202,11 @@ def test_single_file_without_config(tmp_path, arch, sizes):
     lone.mkdir()
     shutil.copy(folder / "model.safetensors", lone / "weights.safetensors")
     tf, x = _run(lone / "weights.safetensors", arch=arch)
-    assert tf.config == {} and tf.num_layers == 1 and tf.attention["Q"].shape[1] == sizes.get("n_head", 1)
+    assert (
+        tf.config == {}
+        and tf.num_layers == 1
+        and tf.attention["Q"].shape[1] == sizes.get("n_head", sizes.get("num_attention_heads"))
+    )
     _assert_matches(tf, x, numpy_forward(folder, IDS))
     with pytest.raises(ValueError, match="has no config.json beside it, so no model_type; give arch="):
         particles.from_checkpoint(lone / "weights.safetensors")
