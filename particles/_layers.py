@@ -146,6 +146,7 @@ class LayerLimit(AbstractScheme):
     scheme: AbstractScheme
     norm: Norm
     mlp: AbstractMLP | None
+    mlp_norm: Norm | None = None  # the MLP sublayer's own norm (a trained model's), pre-type only
     sphere_bound = False
     attends_to_tokens = False
 
@@ -164,9 +165,10 @@ class LayerLimit(AbstractScheme):
         layer = jnp.clip(jnp.floor(t).astype(jnp.int32), 0, None)
         norm = self.norm.at_layer(layer)
         mlp = None if self.mlp is None else self.mlp.at_layer(layer)
+        mlp_norm = None if self.mlp_norm is None else self.mlp_norm.at_layer(layer)
 
         def layer_map(h):
-            return self.scheme.layer(t, x, h, lambda y: attention(t, y), mlp, norm)
+            return self.scheme.layer(t, x, h, lambda y: attention(t, y), mlp, norm, mlp_norm)
 
         _, v = jax.jvp(layer_map, (jnp.zeros((), x.dtype),), (jnp.ones((), x.dtype),))
         v = jnp.where(self.scheme.post_normalized(t), norm.tangent(x, v), v)  # post-type: on the manifold

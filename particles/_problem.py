@@ -312,10 +312,10 @@ def make_problem(
         model = scheme.problem_arguments(
             None if layers is None else check_int("layers", layers, minimum=1), given
         )
-        layers = model.pop("layers")
+        layers, depth = model.pop("layers"), model.pop("depth")
         return make_problem(
             x0, model.pop("scheme"), beta=scheme.beta if beta is None else beta,
-            t1=t0 + layers if t1 is None else t1, t0=t0, positions=positions, heads=heads, block_size=block_size,
+            t1=t0 + depth if t1 is None else t1, t0=t0, positions=positions, heads=heads, block_size=block_size,
             dtype=dtype, layers=layers, residual=residual, noise=noise, key=key, **model, **scheme_params,
         )  # fmt: skip
     if beta is None or t1 is None:
@@ -360,9 +360,9 @@ def make_problem(
         att.position.check(x0.shape[-2], d if att.Q is None else att.Q.shape[-2])
         check_logit_range(att, beta_np, x0, scheme, dtype)
         x = jnp.asarray(np.broadcast_to(x0.astype(dtype), (*batch, *x0.shape[-2:])))
-        depth = _depth(scheme, d, t0, t1, layers, norm, gamma, bias, ln_eps, mlp, activation, residual, dtype)
-        norm, mlp = depth["norm"], depth["mlp"]
-        mlp_norm = _mlp_norm(mlp_norm, mlp, d, layers)
+        depth = _depth(scheme, d, t0, t1, layers, norm, gamma, bias, ln_eps, mlp, activation, residual, dtype,
+                       mlp_norm)  # fmt: skip
+        norm, mlp, mlp_norm = depth["norm"], depth["mlp"], depth["mlp_norm"]
         if depth["limit"] is not None:  # the ODE of the layer map with this norm / MLP
             scheme = depth["limit"]
             if scheme.scheme.post_normalized(t0):  # the limit starts where the norm's iterates land
@@ -406,19 +406,27 @@ def brownian_keys(key, batch: tuple[int, ...]) -> jax.Array:
     return keys
 
 
-def _mlp_norm(mlp_norm, mlp, d, layers):
-    """The MLP sublayer's own :class:`Norm` (a trained model's second norm per layer), for
-    discrete layers with an MLP; None: the attention's norm serves both sublayers."""
+def _mlp_norm(mlp_norm, mlp, d, layers, scheme, t0, t1):
+    """The MLP sublayer's own :class:`Norm` (a trained model's second norm per layer), with
+    an MLP; None: the attention's norm serves both sublayers. In the ODE mode only for
+    pre-type layers (a post-type layer ending with two different norms has no limit)."""
     if mlp_norm is None:
         return None
     if not isinstance(mlp_norm, Norm):
         raise ValueError(f"mlp_norm={mlp_norm!r} must be a Norm (the MLP sublayer's own norm)")
-    if mlp is None or layers is None:
-        raise ValueError("mlp_norm is the MLP sublayer's norm in discrete layers: give mlp= and layers=L")
+    if mlp is None:
+        raise ValueError("mlp_norm is the MLP sublayer's norm: give mlp= too")
+    if layers is None and scheme.normalizes_layer_output(t0, t1):
+        raise ValueError(
+            f"scheme {scheme.name!r} ends each sublayer with its own norm (norm, mlp_norm): no ODE limit; "
+            "run discrete layers (layers=L) instead"
+        )
     return mlp_norm.validate(d, layers)
 
 
-def _depth(scheme, d, t0, t1, layers, norm, gamma, bias, ln_eps, mlp, activation, residual, dtype):
+def _depth(
+    scheme, d, t0, t1, layers, norm, gamma, bias, ln_eps, mlp, activation, residual, dtype, mlp_norm=None
+):
     """Check the real-layer arguments (MODEL.md §7): the Norm, the MLP, the residual
     scaling, and in the ODE mode (``layers=None``) whether the limit exists. Returns the
     norm, the MLP and, where the ODE of a layer map replaces the scheme's flow, its
@@ -444,12 +452,13 @@ def _depth(scheme, d, t0, t1, layers, norm, gamma, bias, ln_eps, mlp, activation
         mlp = MLP(W1, W2, b1, b2, activation=activation)
     if mlp is not None:
         mlp = mlp.validate(d, layers)
+    mlp_norm = _mlp_norm(mlp_norm, mlp, d, layers, scheme, t0, t1)
     limit = None
     if layers is None and (norm.kind != "projection" or mlp is not None):
         exists, reason = ode_limit_exists(scheme, norm, t0=t0, t1=t1)
         if not exists:
             raise ValueError(reason)
-        limit = LayerLimit(scheme, norm, mlp)
+        limit = LayerLimit(scheme, norm, mlp, mlp_norm)
     elif layers is not None:
         scheme.check_layer_norm(norm)
-    return {"norm": norm, "mlp": mlp, "limit": limit}
+    return {"norm": norm, "mlp": mlp, "mlp_norm": mlp_norm, "limit": limit}

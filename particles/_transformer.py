@@ -115,6 +115,7 @@ class Transformer:
     final: Norm | None
     embeddings: Embeddings
     config: dict = dataclasses.field(default_factory=dict, repr=False)
+    continuous: bool = False  # the ODE of the layer map (:meth:`as_ode`) instead of the layers
 
     @property
     def shared_layers(self) -> bool:
@@ -136,6 +137,13 @@ class Transformer:
         with precision(self.dtype):
             return self.embeddings(token_ids, token_type_ids)
 
+    def as_ode(self) -> "Transformer":
+        """The same model as continuous depth: ``simulate(x0, tf.as_ode())`` solves the
+        ODE of its layer map, dx/dt = A_l(N₁x) + F_l(N₂x) for l ≤ t < l + 1 (pre-type
+        models; MODEL.md §7), over t ∈ [0, L] by default. Post-type models (BERT,
+        ALBERT) have none: their norms end every sublayer (a one-line error)."""
+        return dataclasses.replace(self, continuous=True)
+
     def final_norm(self, x) -> np.ndarray:
         """The model's last norm applied to tokens ``x`` (…, n, d) (GPT-2's ``ln_f``,
         LLaMA's ``norm``; the identity for models without one, BERT and ALBERT)."""
@@ -149,21 +157,23 @@ class Transformer:
         clash = [name for name in MODEL_ARGUMENTS if given.get(name) is not None]
         if clash:
             raise ValueError(f"{', '.join(clash)} come(s) from the Transformer; do not give them as well")
-        layers = self.num_layers if layers is None else layers
-        if layers > self.num_layers and not self.shared_layers:
+        if self.continuous and layers is not None:
+            raise ValueError(f"layers={layers} was given for the ODE of the layer map (as_ode()); give t1")
+        depth = self.num_layers if layers is None else layers
+        if depth > self.num_layers and not self.shared_layers:
             raise ValueError(
-                f"layers={layers} exceeds this {self.arch} model's {self.num_layers} layers; only a model "
+                f"layers={depth} exceeds this {self.arch} model's {self.num_layers} layers; only a model "
                 "with one shared layer (ALBERT) iterates past its depth"
             )
-        keep = lambda w: w if w is None or w.shape[0] == 1 else w[:layers]  # noqa: E731
+        keep = lambda w: w if w is None or w.shape[0] == 1 else w[:depth]  # noqa: E731
         norms = [eqx.tree_at(lambda n: (n.gamma, n.bias), m, (keep(m.gamma), keep(m.bias)), is_leaf=_none)
                  for m in (self.norm, self.mlp_norm)]  # fmt: skip
         mlp = self.mlp
         if mlp.num_layers not in (None, 1):
             mlp = eqx.tree_at(lambda m: [getattr(m, a) for a, _ in m.shapes], mlp,
-                              [getattr(mlp, a)[:layers] for a, _ in mlp.shapes])  # fmt: skip
+                              [getattr(mlp, a)[:depth] for a, _ in mlp.shapes])  # fmt: skip
         return dict(
-            scheme=self.scheme, layers=layers, norm=norms[0], mlp_norm=norms[1], mlp=mlp,
+            scheme=self.scheme, layers=None if self.continuous else depth, depth=depth, norm=norms[0], mlp_norm=norms[1], mlp=mlp,
             position=self.position, **{k: keep(w) for k, w in self.attention.items()},
         )  # fmt: skip
 

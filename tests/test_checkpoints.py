@@ -520,3 +520,49 @@ def test_pickled_weights_are_refused(tmp_path):
             lambda: particles.from_checkpoint(path), "model.safetensors' is not a valid safetensors file"
         )
     assert not marker.exists()
+
+
+def test_continuous_depth_field_of_gpt2_is_the_sum_of_its_sublayers(tmp_path):
+    """tf.as_ode(): dx/dt = A_l(LN₁x) + F_l(LN₂x) for l ≤ t < l + 1 (the small-step limit of
+    pre-LN layers), the right-hand side written here from GPT-2's description."""
+    from _hf_reference import (
+        attention,
+        causal_mask,
+        gelu_tanh,
+        layer_norm,
+        load_base_weights,
+        merge_heads,
+        split_heads,
+    )
+
+    folder = _write(tmp_path, "gpt2")
+    config = json.loads((folder / "config.json").read_text())
+    w, heads, eps = load_base_weights(folder, "gpt2"), config["n_head"], config["layer_norm_epsilon"]
+    tf = particles.from_checkpoint(folder, dtype=np.float64).as_ode()
+    x = np.asarray(tf.embed(IDS))
+    problem = particles.make_problem(x, tf)
+    assert problem.layers is None and problem.t1 == tf.num_layers
+    for t, layer in ((0.5, 0), (1.25, 1)):
+        p = f"h.{layer}."
+        a = layer_norm(x, w[p + "ln_1.weight"], w[p + "ln_1.bias"], eps)
+        q, k, v = np.split(a @ w[p + "attn.c_attn.weight"] + w[p + "attn.c_attn.bias"], 3, axis=-1)
+        scale = 1 / np.sqrt(x.shape[-1] // heads)
+        o = merge_heads(attention(*(split_heads(z, heads) for z in (q, k, v)), scale, causal_mask(len(IDS))))
+        want = o @ w[p + "attn.c_proj.weight"] + w[p + "attn.c_proj.bias"]
+        m = gelu_tanh(layer_norm(x, w[p + "ln_2.weight"], w[p + "ln_2.bias"], eps) @ w[p + "mlp.c_fc.weight"]
+                      + w[p + "mlp.c_fc.bias"])  # fmt: skip
+        want = want + m @ w[p + "mlp.c_proj.weight"] + w[p + "mlp.c_proj.bias"]
+        r = np.linalg.norm(x, axis=-1)
+        dtheta, dr = problem.scheme.velocity(
+            t, jnp.asarray(x / r[:, None]), jnp.asarray(r), problem.attention
+        )
+        got = r[:, None] * np.asarray(dtheta) + np.asarray(dr)[:, None] * x / r[:, None]
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-10)
+    traj = particles.simulate(x, tf, t1=0.5, ts=[0.5], rtol=1e-10, atol=1e-10)
+    assert np.all(np.isfinite(np.asarray(traj.x)))
+    with pytest.raises(ValueError, match="give t1"):
+        particles.simulate(x, tf, layers=2)
+    bert = particles.from_checkpoint(_write(tmp_path, "bert", name="bert"), dtype=np.float64).as_ode()
+    with pytest.raises(ValueError, match="no ODE limit") as info:
+        particles.simulate(bert.embed(IDS), bert)
+    assert "\n" not in str(info.value)
