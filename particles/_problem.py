@@ -305,18 +305,12 @@ def make_problem(
     ``scheme`` may be a :class:`particles.Transformer`: it supplies the scheme, β, the
     depth (t1 = t0 + layers, unit steps), weights, biases, position, norms and MLP."""
     if isinstance(scheme, Transformer):
-        given = dict(Q=Q, K=K, V=V, O=O, q_bias=q_bias, k_bias=k_bias, out_bias=out_bias, norm=norm,
-                     gamma=gamma, bias=bias, mlp=mlp, mlp_norm=mlp_norm, position=position)  # fmt: skip
-        if attention != "softmax" or causal:
-            raise ValueError("attention and causal come from the Transformer; do not give them as well")
-        model = scheme.problem_arguments(
-            None if layers is None else check_int("layers", layers, minimum=1), given
-        )
-        layers, depth = model.pop("layers"), model.pop("depth")
+        given = dict(Q=Q, K=K, V=V, O=O, q_bias=q_bias, k_bias=k_bias, out_bias=out_bias, norm=norm, gamma=gamma,
+                     bias=bias, mlp=mlp, mlp_norm=mlp_norm, position=position, causal=causal or None,
+                     attention=None if attention == "softmax" else attention)  # fmt: skip
         return make_problem(
-            x0, model.pop("scheme"), beta=scheme.beta if beta is None else beta,
-            t1=t0 + depth if t1 is None else t1, t0=t0, positions=positions, heads=heads, block_size=block_size,
-            dtype=dtype, layers=layers, residual=residual, noise=noise, key=key, **model, **scheme_params,
+            x0, **scheme.problem_arguments(layers, given, beta=beta, t0=t0, t1=t1), positions=positions,
+            heads=heads, block_size=block_size, dtype=dtype, residual=residual, noise=noise, key=key, **scheme_params,
         )  # fmt: skip
     if beta is None or t1 is None:
         raise ValueError(

@@ -19,11 +19,12 @@ import numpy as np
 from ._mlp import AbstractMLP
 from ._model import AbstractPosition
 from ._norms import Norm
-from ._validate import precision
+from ._validate import check_int, precision
 
 #: make_problem's arguments a Transformer supplies (a caller may not give them too)
 MODEL_ARGUMENTS = (
     "Q", "K", "V", "O", "q_bias", "k_bias", "out_bias", "norm", "gamma", "bias", "mlp", "mlp_norm", "position",
+    "causal", "attention",
 )  # fmt: skip
 
 
@@ -151,12 +152,14 @@ class Transformer:
             x = jnp.asarray(x, self.dtype)
             return np.asarray(x if self.final is None else self.final(x))
 
-    def problem_arguments(self, layers: int | None, given: dict) -> dict:
+    def problem_arguments(self, layers: int | None, given: dict, *, beta=None, t0=0.0, t1=None) -> dict:
         """The arguments of :func:`particles.make_problem` this model supplies for a run
-        of ``layers`` layers (None: its own L), refusing those also given by the caller."""
+        of ``layers`` layers (None: its own L) from t0 (to t1, default t0 + L: unit
+        steps) at ``beta`` (default its own), refusing model parts also ``given``."""
         clash = [name for name in MODEL_ARGUMENTS if given.get(name) is not None]
         if clash:
             raise ValueError(f"{', '.join(clash)} come(s) from the Transformer; do not give them as well")
+        layers = None if layers is None else check_int("layers", layers, minimum=1)
         if self.continuous and layers is not None:
             raise ValueError(f"layers={layers} was given for the ODE of the layer map (as_ode()); give t1")
         depth = self.num_layers if layers is None else layers
@@ -173,7 +176,8 @@ class Transformer:
             mlp = eqx.tree_at(lambda m: [getattr(m, a) for a, _ in m.shapes], mlp,
                               [getattr(mlp, a)[:depth] for a, _ in mlp.shapes])  # fmt: skip
         return dict(
-            scheme=self.scheme, layers=None if self.continuous else depth, depth=depth, norm=norms[0], mlp_norm=norms[1], mlp=mlp,
+            scheme=self.scheme, beta=self.beta if beta is None else beta, t0=t0,
+            t1=t0 + depth if t1 is None else t1, layers=None if self.continuous else depth, norm=norms[0], mlp_norm=norms[1], mlp=mlp,
             position=self.position, **{k: keep(w) for k, w in self.attention.items()},
         )  # fmt: skip
 
