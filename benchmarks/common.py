@@ -89,11 +89,23 @@ class Machine:
     load_average: float  # the 1-minute load average when it was described
 
 
+def cpu_model() -> str:
+    """The CPU's model name (/proc/cpuinfo on Linux; else what platform knows)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or ""
+
+
 def describe_machine() -> Machine:
     return Machine(
         date=datetime.date.today().isoformat(),
         machine=platform.machine(),
-        processor=platform.processor() or "",
+        processor=cpu_model(),
         cores=os.cpu_count(),
         backend=jax.default_backend(),
         device_kind=jax.devices()[0].device_kind,
