@@ -36,6 +36,20 @@ jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
 jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
 
+# Tests compile many small programs and run each for milliseconds: XLA's LLVM back end at
+# optimisation level 0 compiles them faster (flax's test suite does the same for its slow
+# compiles). Benchmarks, figures and users keep the default. Measured on the 2-core
+# machine (2026-12-08): five first simulate calls 7.2-8.6 s with the default, 5.9-7.1 s
+# with these flags.
+os.environ["XLA_FLAGS"] = " ".join(
+    [
+        os.environ.get("XLA_FLAGS", ""),
+        "--xla_backend_optimization_level=0",
+        "--xla_llvm_disable_expensive_passes=true",
+    ]
+).strip()
+
+
 def pytest_unconfigure(config):
     if _OWN_CACHE:
         shutil.rmtree(os.environ["PARTICLES_TEST_CACHE"], ignore_errors=True)

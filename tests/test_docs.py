@@ -61,13 +61,14 @@ print(json.dumps(results))
 # Pages whose blocks compile many programs (about 30-45 s each on the shared 2-core CPU):
 # run by the slow test; every other page's blocks run by default.
 # Measured alone (2026-12-07, a process per page): analysis 13.8 s, getting-started 17.3,
-# layers 10.6, noise 9.5, equiangular 7.1, meanfield 14.5.
+# layers 10.6, noise 9.5, equiangular 7.1, meanfield 14.5; real_models 9.8 (2026-12-08).
 SLOW_PAGES = (
     "docs/simulate.md",
     "docs/sweeps.md",
     "docs/sensitivity.md",
     "docs/analysis.md",
     "docs/layers.md",
+    "docs/real_models.md",
 )
 
 
