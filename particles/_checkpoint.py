@@ -232,7 +232,9 @@ def _gpt2(t: _Tensors, config: dict, arch: str) -> Transformer:
     mlp = MLP(np.swapaxes(W_fc, -1, -2), np.swapaxes(W_pr, -1, -2), b_fc, b_pr,
               activation=_activation(config, "activation_function", "gelu_new"))  # fmt: skip
     positions = _size(config, "n_positions", t.named.get("wpe.weight", np.zeros((0, d))).shape[0])
-    embeddings = Embeddings(t.get("wte.weight", (vocab, d)), t.get("wpe.weight", (positions, d)))
+    embeddings = Embeddings(
+        t.get("wte.weight", (vocab, d)), t.get("wpe.weight", (positions, d)), token_types_from_word=True
+    )
     return Transformer(
         arch, "pre", beta, L, attention, Causal(), _layernorm(g1, b1, eps),
         _layernorm(g2, b2, eps), mlp, _layernorm(t.get("ln_f.weight", (d,)), t.get("ln_f.bias", (d,)), eps),

@@ -31,7 +31,8 @@ MODEL_ARGUMENTS = (
 class Embeddings(eqx.Module):
     """x_i = P (LN(E[id_i] + P_pos[i] + T[type_i])) + b: the token embedding ``word``
     (vocab, e), learned absolute positions ``position`` (max_positions, e) or None
-    (RoPE models), token types ``token_type`` (types, e) or None, an embedding ``norm``
+    (RoPE models), token types ``token_type`` (types, e) or None (GPT-2 with
+    ``token_types_from_word``: given types add rows of ``word``, as transformers does), an embedding ``norm``
     or None (BERT, ALBERT), and a ``projection`` (d, e) with ``projection_bias`` (d,)
     from the embedding size to the hidden size, or None (ALBERT's e < d)."""
 
@@ -41,6 +42,7 @@ class Embeddings(eqx.Module):
     norm: Norm | None = None
     projection: Any = None
     projection_bias: Any = None
+    token_types_from_word: bool = eqx.field(static=True, default=False)  # GPT-2: types add rows of word
 
     @property
     def vocab_size(self) -> int:
@@ -62,6 +64,11 @@ class Embeddings(eqx.Module):
             if types.shape != ids.shape:
                 raise ValueError(f"token_type_ids has shape {types.shape}; expected {ids.shape} as token_ids")
             x = x + jnp.asarray(self.token_type)[types]
+        elif token_type_ids is not None and self.token_types_from_word:
+            types = _token_ids("token_type_ids", token_type_ids, self.vocab_size)
+            if types.shape != ids.shape:
+                raise ValueError(f"token_type_ids has shape {types.shape}; expected {ids.shape} as token_ids")
+            x = x + jnp.asarray(self.word)[types]
         elif token_type_ids is not None:
             raise ValueError("token_type_ids given, but this model has no token-type embeddings")
         if self.norm is not None:

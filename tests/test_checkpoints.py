@@ -63,9 +63,10 @@ def test_hidden_states_match_the_reference(tmp_path, arch):
     _assert_matches(tf, x, numpy_forward(folder, IDS))
 
 
-@pytest.mark.parametrize("arch", ["bert", "albert"])
+@pytest.mark.parametrize("arch", ["bert", "albert", "gpt2"])
 def test_token_types(tmp_path, arch):
-    """Non-zero token_type_ids add their embedding rows, as in the reference (and change the result)."""
+    """Non-zero token_type_ids add their embedding rows (GPT-2: rows of wte, as transformers does),
+    as in the reference (and change the result)."""
     folder = _write(tmp_path, arch)
     tf, x = _run(folder, token_type_ids=TYPES)
     ref = numpy_forward(folder, IDS, token_type_ids=TYPES)
