@@ -567,3 +567,21 @@ def test_continuous_depth_field_of_gpt2_is_the_sum_of_its_sublayers(tmp_path):
     with pytest.raises(ValueError, match="no ODE limit") as info:
         particles.simulate(bert.embed(IDS), bert)
     assert "\n" not in str(info.value)
+
+
+def test_bfloat16_weights_are_read_as_the_dtype_asked(tmp_path):
+    """A checkpoint stored in bfloat16 (as most LLaMA-family files are) runs as the reference on
+    the same bf16-rounded weights, to 1e-10 in float64."""
+    import ml_dtypes
+
+    folder, rounded = _write(tmp_path, "llama"), tmp_path / "rounded"
+    rounded.mkdir()
+    shutil.copy(folder / "config.json", rounded / "config.json")
+    tensors = safetensors.numpy.load_file(folder / "model.safetensors")
+    bf16 = {k: v.astype(ml_dtypes.bfloat16) for k, v in tensors.items()}
+    safetensors.numpy.save_file(bf16, folder / "model.safetensors", metadata={"format": "pt"})
+    as_f32 = {k: v.astype(np.float32) for k, v in bf16.items()}
+    safetensors.numpy.save_file(as_f32, rounded / "model.safetensors", metadata={"format": "pt"})
+    tf, x = _run(folder)
+    assert tf.dtype == np.float64
+    _assert_matches(tf, x, numpy_forward(rounded, IDS))
