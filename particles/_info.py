@@ -152,11 +152,7 @@ def _trajectory_rows(cfg, stats, batch, n, d, ts, dtype, status) -> list:
         ("batch", f"{batch}: {size} samples" if batch else "none (one trajectory)"),
         ("saves", f"{len(ts)}, t = {ts[0]:g} .. {ts[-1]:g}" if len(ts) else "0"),
         ("dtype", str(dtype)),
-        (
-            "solver",
-            f"{cfg.get('solver', '?')}, attention {cfg.get('attention', '?')}, "
-            f"{stats.get('num_steps', '?')} steps ({stats.get('num_rejected', '?')} rejected)",
-        ),
+        ("solver", _solver_line(cfg, stats)),
         (
             "status",
             "all ok"
@@ -166,3 +162,13 @@ def _trajectory_rows(cfg, stats, batch, n, d, ts, dtype, status) -> list:
             + ")",
         ),
     ]
+
+
+def _solver_line(cfg: dict, stats: dict) -> str:
+    """How the run was solved: its discrete layers, or the ODE solver and its steps."""
+    attention = f"attention {cfg.get('attention', '?')}"
+    if cfg.get("layers") is not None:
+        residual = f" ({cfg['residual']} residual steps)" if cfg.get("residual") else ""
+        return f"{cfg['layers']} discrete layers{residual}, {attention}"
+    steps = f"{stats.get('num_steps', '?')} steps ({stats.get('num_rejected', '?')} rejected)"
+    return f"{cfg.get('solver', '?')}, {attention}, {steps}"

@@ -56,6 +56,15 @@ def test_trajectory_info(saved):
     assert particles.info(pathlib.Path(path)) == particles.info(path)  # a path-like too
 
 
+def test_layer_run_info_names_its_layers(tmp_path):
+    """A discrete-layer run is described by its layers, not by the ODE solver it did not use."""
+    x0 = particles.init.uniform_sphere(0, 3, 4, dtype=np.float64)
+    path = str(tmp_path / "layers.nc")
+    particles.simulate(x0, "pre", beta=1.0, t1=3.0, layers=3).save(path)
+    _, info = rows(particles.info(path))
+    assert info["solver"] == "3 discrete layers (constant residual steps), attention softmax"
+
+
 @pytest.mark.parametrize(
     "status, line",
     [([0, 2], "1 of 2 failed (1 max_steps)"), ([1, 2], "2 of 2 failed (1 non-finite, 1 max_steps)")],
