@@ -18,13 +18,13 @@ import time
 import jax.numpy as jnp
 import numpy as np
 import safetensors.numpy
-from common import MatmulClock, best_time
+from common import ForwardRates, MatmulClock, time_layer_stack
 
 import particles
 
 
 @dataclasses.dataclass(frozen=True)
-class CheckpointResult:
+class CheckpointResult(ForwardRates):
     layers: int
     d: int
     n: int
@@ -34,14 +34,6 @@ class CheckpointResult:
     scan_s: float
     simulate_s: float
     matmul_rate: float
-
-    @property
-    def scan_fraction(self) -> float:
-        return self.flops / self.scan_s / self.matmul_rate
-
-    @property
-    def simulate_fraction(self) -> float:
-        return self.flops / self.simulate_s / self.matmul_rate
 
 
 def forward_flops(layers, n, d, m):
@@ -83,10 +75,7 @@ def checkpoint_bench(clock: MatmulClock, layers=12, d=768, heads=12, n=128, voca
             tf = particles.from_checkpoint(folder, dtype=jnp.float32)
             loads.append(time.perf_counter() - start)
     x0 = tf.embed(np.arange(n) % vocab)
-    problem = particles.make_problem(x0, tf)
-    config = particles.SolveConfig(ts=(float(layers),))
-    scan_s, rate = clock.side_by_side(lambda: particles.integrate(problem, config).lift)
-    simulate_s = best_time(lambda: particles.simulate(x0, tf, ts=[float(layers)]).theta)
+    scan_s, simulate_s, rate = time_layer_stack(clock, x0, tf, float(layers))
     flops = forward_flops(layers, n, d, 4 * d)
     return CheckpointResult(layers, d, n, size / 2**20, min(loads), flops, scan_s, simulate_s, rate)
 

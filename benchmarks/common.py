@@ -26,6 +26,30 @@ def best_time(fn, repeat=3):
     return min(times)
 
 
+class ForwardRates:
+    """The rates of a timed layer stack (a result with ``flops``, ``scan_s``,
+    ``simulate_s`` and ``matmul_rate``): matmul flops per second over the matmul rate."""
+
+    @property
+    def scan_fraction(self) -> float:
+        return self.flops / self.scan_s / self.matmul_rate
+
+    @property
+    def simulate_fraction(self) -> float:
+        return self.flops / self.simulate_s / self.matmul_rate
+
+
+def time_layer_stack(clock, x0, scheme, t_end: float, **kw) -> tuple[float, float, float]:
+    """(scan_s, simulate_s, matmul_rate) of a layer stack saved at ``t_end`` only: the
+    compiled scan (`particles.integrate` of the problem) in alternation with the matmul
+    of ``clock``, and a whole `particles.simulate` call (its checks included)."""
+    problem = particles.make_problem(x0, scheme, **kw)
+    config = particles.SolveConfig(ts=(t_end,))
+    scan_s, rate = clock.side_by_side(lambda: particles.integrate(problem, config).lift)
+    simulate_s = best_time(lambda: particles.simulate(x0, scheme, ts=[t_end], **kw).theta)
+    return scan_s, simulate_s, rate
+
+
 @dataclasses.dataclass(frozen=True)
 class MatmulRates:
     """The reference matmul rates measured through a run (FLOP/s)."""

@@ -12,13 +12,13 @@ import dataclasses
 
 import jax.numpy as jnp
 import numpy as np
-from common import MatmulClock, best_time
+from common import ForwardRates, MatmulClock, time_layer_stack
 
 import particles
 
 
 @dataclasses.dataclass(frozen=True)
-class LayersResult:
+class LayersResult(ForwardRates):
     layers: int
     n: int
     d: int
@@ -27,14 +27,6 @@ class LayersResult:
     scan_s: float
     simulate_s: float
     matmul_rate: float
-
-    @property
-    def scan_fraction(self) -> float:
-        return self.flops / self.scan_s / self.matmul_rate
-
-    @property
-    def simulate_fraction(self) -> float:
-        return self.flops / self.simulate_s / self.matmul_rate
 
 
 def transformer_flops(layers, n, d, m):
@@ -58,10 +50,7 @@ def layers(clock: MatmulClock, layers=256, n=256, d=128) -> LayersResult:
         bias=bias,
         **weights,
     )
-    problem = particles.make_problem(x0, "pre", **kw)
-    config = particles.SolveConfig(ts=(float(layers),))
-    scan_s, rate = clock.side_by_side(lambda: particles.integrate(problem, config).lift)
-    simulate_s = best_time(lambda: particles.simulate(x0, "pre", ts=[float(layers)], **kw).theta)
+    scan_s, simulate_s, rate = time_layer_stack(clock, x0, "pre", float(layers), **kw)
     return LayersResult(layers, n, d, m, transformer_flops(layers, n, d, m), scan_s, simulate_s, rate)
 
 

@@ -50,7 +50,6 @@ from ._norms import Norm as Norm
 from ._norms import ode_limit_exists as ode_limit_exists
 from ._problem import Problem as Problem
 from ._problem import make_problem as make_problem
-from ._problem import precision as precision
 from ._simulate import simulate as simulate
 from ._solution import ObservedSolution as ObservedSolution
 from ._solution import RawSolution as RawSolution
@@ -63,6 +62,7 @@ from ._sweep import sweep as sweep
 from ._trajectory import Trajectory as Trajectory
 from ._trajectory import load as load
 from ._transformer import Transformer as Transformer
+from ._validate import precision as precision
 from ._version import __version__ as __version__
 from .kernels import PRECISION as PRECISION
 from .kernels import auto_block_size as auto_block_size

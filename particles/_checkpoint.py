@@ -61,11 +61,10 @@ def from_checkpoint(path, arch: str | None = None, *, dtype=None) -> Transformer
         )
         raise ValueError(f"{where} no model_type; give arch= ({', '.join(ARCHITECTURES)})")
     check_choice("arch (model_type)", arch, ARCHITECTURES)
-    tensors = _Tensors(_read_tensors(path), str(path))
     dtype = np.dtype(dtype or default_dtype())
     if dtype not in (np.float32, np.float64):
         raise ValueError(f"dtype={dtype} must be float32 or float64")
-    tensors.dtype = dtype
+    tensors = _Tensors(_read_tensors(path), str(path), dtype)
     build = {"gpt2": _gpt2, "bert": _bert, "albert": _albert}.get(arch, _llama)
     with precision(dtype):
         return build(tensors, config, arch)
@@ -118,8 +117,8 @@ class _Tensors:
     """A checkpoint's tensors by their names without the task model's prefix (old BERT
     checkpoints' LayerNorm ``gamma``/``beta`` read as ``weight``/``bias``), as ``dtype``."""
 
-    def __init__(self, raw: dict, where: str):
-        self.where, self.dtype, self.named = where, np.float32, {}
+    def __init__(self, raw: dict, where: str, dtype):
+        self.where, self.dtype, self.named = where, dtype, {}
         for name, value in raw.items():
             for prefix in _PREFIXES:
                 name = name.removeprefix(prefix)
@@ -181,16 +180,15 @@ def _heads(W_q, W_k, W_v, W_o, biases, heads, kv_heads, d_head):
     Q, K, V = split(W_q, heads), split(W_k, kv_heads)[:, group], split(W_v, kv_heads)[:, group]
     O = W_o.reshape(L, d, heads, d_head).transpose(0, 2, 1, 3)
     b_q, b_k, b_v, b_o = biases
-    cut = lambda b, h: None if b is None else b.reshape(L, h, d_head)  # noqa: E731
-    b_v = cut(b_v, kv_heads)
+    per_head = lambda b, h: None if b is None else b.reshape(L, h, d_head)  # noqa: E731
+    b_q, b_k, b_v = per_head(b_q, heads), per_head(b_k, kv_heads), per_head(b_v, kv_heads)
+    b_k, b_v = (None if b is None else b[:, group] for b in (b_k, b_v))
     out = np.zeros((L, d), W_q.dtype) if b_o is None else b_o
     if b_v is not None:
-        out = out + np.einsum("lhea,lha->le", O, b_v[:, group])
-    k_bias = cut(b_k, kv_heads)
+        out = out + np.einsum("lhea,lha->le", O, b_v)
     return dict(
-        Q=Q, K=K, V=V, O=O, q_bias=cut(b_q, heads), k_bias=None if k_bias is None else k_bias[:, group],
-        out_bias=None if b_o is None and b_v is None else out,
-    )  # fmt: skip
+        Q=Q, K=K, V=V, O=O, q_bias=b_q, k_bias=b_k, out_bias=None if b_o is None and b_v is None else out
+    )
 
 
 def _activation(config, key, default):

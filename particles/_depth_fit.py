@@ -8,8 +8,7 @@ import math
 import numpy as np
 
 from . import equiangular
-from ._problem import precision
-from ._validate import check_float
+from ._validate import check_float, precision
 from .schemes import SCHEMES, AbstractScheme, get_scheme
 
 DEFAULT_SCHEMES = ("post", "pre", "peri", "ngpt", "sqrt")

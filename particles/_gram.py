@@ -41,9 +41,9 @@ from jaxtyping import Array, ArrayLike, Float, Int
 from ._config import save_times
 from ._model import AbstractKernel, as_kernel, as_position
 from ._outcome import status_of_saves
-from ._problem import check_dtype, precision
+from ._problem import check_dtype
 from ._solver import tsit5_loop
-from ._validate import check_finite_array, check_float, check_int
+from ._validate import check_finite_array, check_float, check_int, precision
 from .analysis import (
     gram_min_cosine,
     gram_observables,

@@ -22,9 +22,10 @@ from ._flow import initial_state
 from ._layers import integrate_layers
 from ._noise import check_noise
 from ._outcome import mark_failures, raise_for_single, retry_each, trim_at_stop, valid_saves
-from ._problem import Problem, precision
+from ._problem import Problem
 from ._solution import ObservedSolution, RawSolution
 from ._status import Status
+from ._validate import precision
 from .analysis import min_cosine
 from .sphere import normalize
 

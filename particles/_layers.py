@@ -115,9 +115,10 @@ def integrate_layers(problem, config):
         (x0, *batch_arrays), size = shard_batch([x0, *att.batch_arrays()], sharding)
         att = att.with_batch(*batch_arrays)
     start = time.perf_counter()
+    norms = (problem.norm, problem.mlp_norm)
     saves = _scan_layers(
-        x0, problem.scheme, att, (problem.norm, problem.mlp_norm), problem.mlp, jnp.asarray(t0, dtype), jnp.asarray(h, dtype),
-        steps, jnp.asarray(index),
+        x0, problem.scheme, att, norms, problem.mlp, jnp.asarray(t0, dtype), jnp.asarray(h, dtype), steps,
+        jnp.asarray(index),
     )  # fmt: skip
     saves = jax.block_until_ready(saves)[:, :size] if size is not None else jax.block_until_ready(saves)
     wall = time.perf_counter() - start

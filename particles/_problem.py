@@ -15,8 +15,15 @@ from ._mlp import MLP, AbstractMLP
 from ._model import Causal, NoPosition, as_kernel, as_position
 from ._norms import Norm, as_norm, ode_limit_exists
 from ._transformer import Transformer
-from ._validate import as_key, check_choice, check_finite_array, check_float, check_int, default_dtype
-from ._validate import precision as precision
+from ._validate import (
+    as_key,
+    check_choice,
+    check_finite_array,
+    check_float,
+    check_int,
+    default_dtype,
+    precision,
+)
 from .schemes import AbstractScheme, closes_on_gram, get_scheme
 
 
@@ -181,10 +188,10 @@ def _affine(O, q_bias, k_bias, out_bias, Q, K, V, d):
         O=O, q_bias=_biases("q_bias", q_bias, d_k), k_bias=_biases("k_bias", k_bias, d_k),
         out_bias=_biases("out_bias", out_bias, d, heads=False),
     )  # fmt: skip
-    # the heads broadcast (one array serves every head): O and the biases have 1 or H heads
-    per_head = [Q, K, V, *(affine[k] for k in ("O", "q_bias", "k_bias"))]
-    num_heads = max((w.shape[1] for w in per_head if w is not None), default=1)
-    for name, w in (("Q", Q), ("K", K), ("V", V), *((k, affine[k]) for k in ("O", "q_bias", "k_bias"))):
+    # the heads broadcast (one array serves every head): each has 1 or H heads
+    per_head = {"Q": Q, "K": K, "V": V, **{k: affine[k] for k in ("O", "q_bias", "k_bias")}}
+    num_heads = max((w.shape[1] for w in per_head.values() if w is not None), default=1)
+    for name, w in per_head.items():
         if w is not None and w.shape[1] not in (1, num_heads):
             raise ValueError(
                 f"{name} has {w.shape[1]} heads where the attention has {num_heads}; give 1 or {num_heads}"

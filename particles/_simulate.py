@@ -7,8 +7,9 @@ import diffrax
 
 from ._config import DEFAULTS, SolveConfig
 from ._integrate import integrate
-from ._problem import make_problem, precision
+from ._problem import make_problem
 from ._trajectory import Trajectory
+from ._validate import precision
 from .schemes import check_keywords
 
 

@@ -13,6 +13,7 @@ import math
 from typing import Any
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -58,19 +59,17 @@ class Embeddings(eqx.Module):
                     f"token_ids has {n} tokens; this model has learned positions for {self.position.shape[0]}"
                 )
             x = x + jnp.asarray(self.position)[:n]
-        if self.token_type is not None:
+        table = self.token_type
+        if table is None and token_type_ids is not None:
+            if not self.token_types_from_word:
+                raise ValueError("token_type_ids given, but this model has no token-type embeddings")
+            table = self.word
+        if table is not None:
             types = np.zeros_like(ids) if token_type_ids is None else token_type_ids
-            types = _token_ids("token_type_ids", types, self.token_type.shape[0])
+            types = _token_ids("token_type_ids", types, table.shape[0])
             if types.shape != ids.shape:
                 raise ValueError(f"token_type_ids has shape {types.shape}; expected {ids.shape} as token_ids")
-            x = x + jnp.asarray(self.token_type)[types]
-        elif token_type_ids is not None and self.token_types_from_word:
-            types = _token_ids("token_type_ids", token_type_ids, self.vocab_size)
-            if types.shape != ids.shape:
-                raise ValueError(f"token_type_ids has shape {types.shape}; expected {ids.shape} as token_ids")
-            x = x + jnp.asarray(self.word)[types]
-        elif token_type_ids is not None:
-            raise ValueError("token_type_ids given, but this model has no token-type embeddings")
+            x = x + jnp.asarray(table)[types]
         if self.norm is not None:
             x = self.norm(x)
         if self.projection is not None:
@@ -175,17 +174,15 @@ class Transformer:
                 f"layers={depth} exceeds this {self.arch} model's {self.num_layers} layers; only a model "
                 "with one shared layer (ALBERT) iterates past its depth"
             )
-        keep = lambda w: w if w is None or w.shape[0] == 1 else w[:depth]  # noqa: E731
-        norms = [eqx.tree_at(lambda n: (n.gamma, n.bias), m, (keep(m.gamma), keep(m.bias)), is_leaf=_none)
-                 for m in (self.norm, self.mlp_norm)]  # fmt: skip
-        mlp = self.mlp
-        if mlp.num_layers not in (None, 1):
-            mlp = eqx.tree_at(lambda m: [getattr(m, a) for a, _ in m.shapes], mlp,
-                              [getattr(mlp, a)[:depth] for a, _ in mlp.shapes])  # fmt: skip
+        # every array has the layer axis first (one layer for a shared-layer model): the first `depth`
+        attention, norm, mlp_norm, mlp = jax.tree.map(
+            lambda w: w if w.shape[0] == 1 else w[:depth],
+            (self.attention, self.norm, self.mlp_norm, self.mlp),
+        )
         return dict(
             scheme=self.scheme, beta=self.beta if beta is None else beta, t0=t0,
-            t1=t0 + depth if t1 is None else t1, layers=None if self.continuous else depth, norm=norms[0], mlp_norm=norms[1], mlp=mlp,
-            position=self.position, **{k: keep(w) for k, w in self.attention.items()},
+            t1=t0 + depth if t1 is None else t1, layers=None if self.continuous else depth, norm=norm,
+            mlp_norm=mlp_norm, mlp=mlp, position=self.position, **attention,
         )  # fmt: skip
 
     def __repr__(self) -> str:
@@ -197,10 +194,6 @@ class Transformer:
             f"beta={self.beta:.4g}, norm={self.norm.kind}, mlp={type(self.mlp).__name__}({self.mlp.activation}), "
             f"position={self.position.label})"
         )
-
-
-def _none(x):
-    return x is None
 
 
 def head_beta(d_k: int) -> float:

@@ -74,11 +74,11 @@ def _weights(
     keys = jnp.arange(logits.shape[-1])
     query_pos = None if positions is None else jnp.take(positions, jnp.minimum(index, num_keys - 1), axis=-1)
     logits = position.logits(logits, index, keys, query_pos, positions)
+    count = 1 if position.normalizes else num_keys
     if not position.empty_rows:
-        return kernel.weights(logits, 1 if position.normalizes else num_keys)
+        return kernel.weights(logits, count)
     empty = jnp.all(logits == -jnp.inf, axis=-1, keepdims=True)
-    w = kernel.weights(jnp.where(empty, 0, logits), 1 if position.normalizes else num_keys)
-    return jnp.where(empty, 0, w)
+    return jnp.where(empty, 0, kernel.weights(jnp.where(empty, 0, logits), count))
 
 
 @jax.custom_jvp

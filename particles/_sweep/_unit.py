@@ -16,9 +16,10 @@ from .._gram import observe_gram
 from .._integrate import Observe, integrate
 from .._model.position import from_spec
 from .._outcome import observed_outcome
-from .._problem import make_problem, precision
+from .._problem import make_problem
 from .._solver import UnrolledTsit5
 from .._status import SimulationWarning, Status
+from .._validate import precision
 from ..schemes import get_scheme
 from ..sphere import normalize
 from ..weights import random_transformer_arguments

@@ -8,7 +8,7 @@ share are built once in ``_options``.
 import argparse
 import sys
 
-from .._problem import precision
+from .._validate import precision
 from ._analyze import analyze_parser
 from ._files import animate_parser, figure_parser, info_parser
 from ._meanfield import meanfield_parser

@@ -12,8 +12,8 @@ from jaxtyping import Array, ArrayLike, Float
 
 from .._config import SolveConfig, save_times
 from .._layers import apply_layer, residual_steps
-from .._problem import Problem, make_problem, precision
-from .._validate import check_int
+from .._problem import Problem, make_problem
+from .._validate import check_int, precision
 from ..sphere import tangent_projection
 from ._flowmap import flow_between
 

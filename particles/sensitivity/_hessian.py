@@ -10,8 +10,8 @@ import jax.flatten_util
 import jax.numpy as jnp
 from jaxtyping import ArrayLike, Float
 
-from .._problem import Problem, precision
-from .._validate import check_choice, check_int
+from .._problem import Problem
+from .._validate import check_choice, check_int, precision
 from ._chain import (
     batched,
     chain,
