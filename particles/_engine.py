@@ -1,6 +1,8 @@
-"""The diffrax engine: the one place ``diffrax.diffeqsolve`` is called for the token
-flow (:func:`solve_ode`), with its error norm (each trajectory's RMS, max over the
-batch) and the collapse event."""
+"""The engines of the solves: the token flow's forward solve (:func:`solve_ode`, the
+loop of :mod:`particles._loop`), its solve to differentiate (:func:`solve_ode_adjoint`)
+and the mean-field solve (:func:`solve_density`), the one place ``diffrax.diffeqsolve``
+is called for them, with the error norm (each trajectory's RMS, max over the batch) and
+the collapse event."""
 
 import diffrax
 import equinox as eqx
@@ -8,6 +10,7 @@ import jax.numpy as jnp
 import optimistix as optx
 
 from ._flow import vector_field
+from ._loop import run
 from ._noise import brownian_path, diffusion
 from ._solver import step_controller
 from .analysis import min_cosine
@@ -50,6 +53,14 @@ def _terms(y0, noise, key, t0, t1, step_size):
     return diffrax.MultiTerm(drift, diffrax.ControlTerm(diffusion, bm))
 
 
+def _controller(rtol, atol, step_size, y0, dim, jumps):
+    """PI control to rtol/atol in each trajectory's RMS (:func:`step_controller`), or
+    constant steps."""
+    if step_size is None:
+        return step_controller(rtol, atol, _PerTrajectoryRMS(y0[1].ndim - 1, dim), jumps)
+    return diffrax.ConstantStepSize()
+
+
 @eqx.filter_jit
 def solve_ode(
     y0,
@@ -68,28 +79,53 @@ def solve_ode(
     level,
     noise=None,
     key=None,
-    adjoint=diffrax.RecursiveCheckpointAdjoint(),
     observe=None,
-):
-    if step_size is None:
-        controller = step_controller(rtol, atol, _PerTrajectoryRMS(y0[1].ndim - 1, dim), jumps)
-    else:
-        controller = diffrax.ConstantStepSize()
+) -> diffrax.Solution:
+    """The forward solve of the token flow from ``y0`` = (lift, r) on [t0, t1], saving
+    at ``ts`` (``observe(t, y, args)`` of the state, or the state), ending early once
+    every trajectory has collapsed to ``level`` (None: never), with noise ``noise``
+    (Brownian paths from ``key``).
+
+    It is ``diffrax.diffeqsolve``'s loop written out (:func:`particles._loop.run`) with
+    diffrax's own parts: the terms, the solver's step, the step-size controller, the
+    solver's interpolation for the saves and optimistix's root find for the collapse
+    time, called in the order ``diffeqsolve`` calls them, so it takes the same steps and
+    returns the same numbers, bit for bit (tests/test_engine.py), as a
+    :class:`diffrax.Solution`. What it leaves out (the adjoint's checkpointed loop, the
+    tracing of each step three times over, dense output, events in general) is what the
+    compiler spent its time on: the solve program compiles in about half the time
+    (benchmarks/HISTORY.md), and a step costs the same. It cannot be differentiated in
+    reverse mode: :func:`solve_ode_adjoint` is the solve for that."""
+    terms = _terms(y0, noise, key, t0, t1, step_size)
+    args = args if noise is None else (*args, noise)
+    event = None if level is None else _collapse_event(level, ts.dtype)
+    return run(
+        terms, solver, _controller(rtol, atol, step_size, y0, dim, jumps), y0, args, ts=ts, t0=t0, t1=t1,
+        dt0=step_size, max_steps=max_steps, save_fn=observe, event=event, traced_jump=jumps is not None,
+        progress_meter=diffrax.TqdmProgressMeter() if progress else diffrax.NoProgressMeter(),
+    )  # fmt: skip
+
+
+@eqx.filter_jit
+def solve_ode_adjoint(
+    y0, args, solver, ts, t0, t1, rtol, atol, step_size, jumps, max_steps, dim, adjoint
+) -> diffrax.Solution:
+    """:func:`solve_ode` (without noise, collapse stop or progress) by
+    ``diffrax.diffeqsolve`` with ``adjoint``: the solve to differentiate in reverse mode
+    (:mod:`particles.sensitivity`). The same steps and numbers as :func:`solve_ode`."""
     return diffrax.diffeqsolve(
-        _terms(y0, noise, key, t0, t1, step_size),
+        diffrax.ODETerm(vector_field),
         solver,
         t0,
         t1,
         step_size,
         y0,
-        args=args if noise is None else (*args, noise),
-        saveat=diffrax.SaveAt(ts=ts, t1=level is not None, **({} if observe is None else {"fn": observe})),
-        stepsize_controller=controller,
-        event=None if level is None else _collapse_event(level, ts.dtype),
+        args=args,
+        saveat=diffrax.SaveAt(ts=ts),
+        stepsize_controller=_controller(rtol, atol, step_size, y0, dim, jumps),
         max_steps=max_steps,
         adjoint=adjoint,
         throw=False,
-        progress_meter=diffrax.TqdmProgressMeter() if progress else diffrax.NoProgressMeter(),
     )
 
 
