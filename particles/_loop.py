@@ -83,7 +83,9 @@ def _event_after_step(s: _State, event, y, tprev, dense, args, result):
     return (s.tprev, s.tnext, dense, value, mask), RESULTS.where(mask, RESULTS.event_occurred, result)
 
 
-def _step(s: _State, *, terms, solver, controller, args, ts, t0, t1, t1_floor, save_fn, event, progress_meter):
+def _step(
+    s: _State, *, terms, solver, controller, args, ts, t0, t1, t1_floor, save_fn, event, progress_meter
+):
     y, y_error, dense, solver_state, solver_result = solver.step(
         terms, s.tprev, s.tnext, s.y, args, s.solver_state, s.made_jump
     )
@@ -95,7 +97,9 @@ def _step(s: _State, *, terms, solver, controller, args, ts, t0, t1, t1_floor, s
     tnext = jnp.where(tnext > t1_floor, jnp.where(keep, t1, tprev + 0.5 * (t1 - tprev)), tnext)
     progress = progress_meter.step(s.progress, (tprev - t0) / (t1 - t0))
     kept = lambda new, old: jax.tree.map(lambda a, b: jnp.where(keep, a, b), new, old)  # noqa: E731
-    result = RESULTS.where(s.result == RESULTS.successful, RESULTS.where(keep, solver_result, RESULTS.successful), s.result)
+    result = RESULTS.where(
+        s.result == RESULTS.successful, RESULTS.where(keep, solver_result, RESULTS.successful), s.result
+    )
     result = RESULTS.where(result == RESULTS.successful, controller_result, result)
     interpolation = solver.interpolation_cls(t0=s.tprev, t1=s.tnext, **dense)
     ts_index, save_index, save_ts, save_ys = _save_in_step(s, keep, interpolation, ts, save_fn, args)
@@ -119,7 +123,9 @@ def _stop_at_event(f: _State, solver, event, args, save_fn):
         interpolation = solver.interpolation_cls(t0=tprev, t1=tnext, **dense)
 
         def g(t, _):
-            value = jax.lax.cond(happened, lambda: event.cond_fn(t, interpolation.evaluate(t), args), lambda: 0.0 * t)
+            value = jax.lax.cond(
+                happened, lambda: event.cond_fn(t, interpolation.evaluate(t), args), lambda: 0.0 * t
+            )
             return jnp.where(happened, value, tnext - t)
 
         found = optx.root_find(

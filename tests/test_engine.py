@@ -6,7 +6,6 @@ a batch that runs out of steps."""
 
 import diffrax
 import equinox as eqx
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -78,12 +77,16 @@ def test_the_engine_takes_diffeqsolves_steps_bit_for_bit(monkeypatch, scheme, op
 
 def test_a_batch_stops_at_collapse_and_is_retried_bit_for_bit(monkeypatch):
     x0 = jnp.stack([particles.init.uniform_sphere(s, 6, 4) for s in range(3)])
-    stop = lambda: particles.simulate(x0, "post", beta=np.array([1.0, 2.0, 4.0]), t1=30.0, stop_at_collapse=1e-2)  # noqa: E731
+    stop = lambda: particles.simulate(
+        x0, "post", beta=np.array([1.0, 2.0, 4.0]), t1=30.0, stop_at_collapse=1e-2
+    )  # noqa: E731
     ours, reference = _both(monkeypatch, stop)
     assert ours.stats["collapsed"]
     _assert_same(ours, reference)
     with pytest.warns(particles.SimulationWarning):
-        ours, reference = _both(monkeypatch, lambda: particles.simulate(x0, "post", beta=2.0, t1=12.0, max_steps=4))
+        ours, reference = _both(
+            monkeypatch, lambda: particles.simulate(x0, "post", beta=2.0, t1=12.0, max_steps=4)
+        )
     assert np.all(ours.status == particles.Status.MAX_STEPS)
     _assert_same(ours, reference)
 
