@@ -36,17 +36,18 @@ def _shape(batch, n, d):
     return (*batch, n, d)
 
 
-@functools.partial(jax.jit, static_argnums=1)
-def _normalised_gaussians(key, shape):
-    # one compiled program per shape: op by op, the draw's primitives compiled one by one
-    # took ~0.5 s of a fresh sweep's first result
-    return normalize(jax.random.normal(key, shape, jnp.float64))
+@functools.partial(jax.jit, static_argnums=(1, 2))
+def _normalised_gaussians(key, shape, dtype):
+    # one compiled program per shape, the rounding to dtype included: op by op, the draw's
+    # primitives compiled one by one took ~0.5 s of a fresh sweep's first result
+    return normalize(jax.random.normal(key, shape, jnp.float64)).astype(dtype)
 
 
 def uniform_sphere(key, n: int, d: int, batch=None, dtype=None) -> Float[Array, "*batch n d"]:
     """i.i.d. tokens uniform on S^{d-1} (normalised Gaussians)."""
     shape = _shape(batch, n, d)
-    return _in_float64(lambda: _normalised_gaussians(as_key(key), shape), dtype)
+    dtype = jnp.dtype(dtype or default_dtype())
+    return _in_float64(lambda: _normalised_gaussians(as_key(key), shape, dtype), dtype)
 
 
 def gaussian(key, n: int, d: int, scale: float = 1.0, batch=None, dtype=None) -> Float[Array, "*batch n d"]:

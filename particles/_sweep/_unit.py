@@ -29,8 +29,9 @@ from ._grid import beta_groups
 @functools.lru_cache(maxsize=4)
 def _initial_tokens(spec, seeds, n, d, dtype):
     """The initial tokens of every seed, shared by the units that differ only in the
-    scheme, its parameters or beta (the same arrays each time, so the same results)."""
-    return jnp.stack([init.from_spec(spec, s, n, d, jnp.dtype(dtype)) for s in seeds])
+    scheme, its parameters or beta (the same arrays each time, so the same results), as
+    a numpy array: stacked, sliced and tiled on the host, not by a compiled program each."""
+    return np.stack([np.asarray(init.from_spec(spec, s, n, d, jnp.dtype(dtype))) for s in seeds])
 
 
 @functools.partial(jax.jit, static_argnames=("names", "delta", "k"))
@@ -66,7 +67,7 @@ def solve_group(cfg, group, size=None):
     x0 = _initial_tokens(cfg.init, tuple(seeds), n, d, cfg.dtype)
     if len(betas) == 1:
         return [_solve(cfg, group[0], x0, betas[0])]
-    x0 = jnp.tile(x0, (len(betas), 1, 1))
+    x0 = np.tile(x0, (len(betas), 1, 1))
     out = _solve(cfg, group[0], x0, np.repeat(np.asarray(betas, np.float64), len(seeds)))
     per_seed = [k for k, v in out.items() if np.ndim(v) >= 1]
     return [
@@ -215,7 +216,7 @@ def check_units(cfg, units) -> None:
         for (scheme, params, n, d, _, layers, noise, position), betas in lines.items():
             x0 = _initial_tokens(cfg.init, tuple(seeds), n, d, dtype.name)[:1]
             make_problem(
-                jnp.tile(x0, (len(betas), 1, 1)), get_scheme(scheme, **dict(params)),
+                np.tile(x0, (len(betas), 1, 1)), get_scheme(scheme, **dict(params)),
                 beta=np.asarray(betas, np.float64), t0=cfg.t0, t1=cfg.t1, dtype=dtype,
                 attention=cfg.solve.attention, layers=layers, **_model_arguments(cfg, d, layers, dtype),
                 **_noise_arguments(noise, seeds[:1] * len(betas)),
