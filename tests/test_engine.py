@@ -1,8 +1,14 @@
 """The forward solve's engine (particles._engine.solve_ode, the loop of particles._loop)
 against ``diffrax.diffeqsolve`` called as the package called it before the loop (the
-reference below): the same steps and the same numbers, bit for bit, through adaptive
-and constant steps, the collapse stop, noise, jumps of the field, saved observables and
-a batch that runs out of steps."""
+reference below): the same steps and the same numbers through adaptive and constant
+steps, the collapse stop, noise, jumps of the field, saved observables and a batch that
+runs out of steps. Bit for bit with XLA's default CPU compiler (what users, benchmarks
+and figures get: the slow test runs this file so); under the tests' fast-compiling flags
+(tests/conftest.py) XLA fuses the two programs differently and they agree to rounding."""
+
+import os
+import subprocess
+import sys
 
 import diffrax
 import equinox as eqx
@@ -13,6 +19,8 @@ import pytest
 import particles
 import particles._integrate as driver
 from particles._engine import _collapse_event, _controller, _terms
+
+DEFAULT_COMPILER = bool(os.environ.get("PARTICLES_TEST_DEFAULT_COMPILER"))  # see tests/conftest.py
 
 
 @eqx.filter_jit
@@ -46,12 +54,20 @@ def _both(monkeypatch, run):
     return ours, reference
 
 
+def _assert_equal(a, b):
+    """Bit for bit with the default compiler, else to rounding."""
+    if DEFAULT_COMPILER:
+        np.testing.assert_array_equal(a, b)
+    else:
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
+
+
 def _assert_same(ours, reference):
     assert ours.stats["num_steps"] == reference.stats["num_steps"]
-    assert ours.stats.get("t_stop") == reference.stats.get("t_stop")
     np.testing.assert_array_equal(ours.status, reference.status)
-    np.testing.assert_array_equal(np.asarray(ours.x), np.asarray(reference.x))
-    np.testing.assert_array_equal(np.asarray(ours.ts), np.asarray(reference.ts))
+    _assert_equal(ours.stats.get("t_stop", 0.0), reference.stats.get("t_stop", 0.0))
+    _assert_equal(np.asarray(ours.x), np.asarray(reference.x))
+    _assert_equal(np.asarray(ours.ts), np.asarray(reference.ts))
 
 
 X0 = particles.init.uniform_sphere(0, 6, 4)
@@ -104,4 +120,17 @@ def test_saved_observables_are_diffeqsolves(monkeypatch, tmp_path):
     stores = iter([tmp_path / "ours", tmp_path / "reference"])
     ours, reference = _both(monkeypatch, lambda: sweep(next(stores)))
     for k in ours:
-        np.testing.assert_array_equal(ours[k], reference[k])
+        _assert_equal(ours[k], reference[k])
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(DEFAULT_COMPILER, reason="this run is the one it starts")
+def test_bit_for_bit_with_the_default_compiler():
+    """This file again, in a process with XLA's default flags: the comparisons exact."""
+    env = dict(os.environ, PARTICLES_TEST_DEFAULT_COMPILER="1", XLA_FLAGS="")
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:randomly", "-p", "no:xdist", __file__],
+        env=env, capture_output=True, text=True, cwd=os.path.dirname(os.path.dirname(__file__)),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:]
+    assert " passed" in done.stdout and "failed" not in done.stdout
