@@ -86,12 +86,12 @@ TS = np.linspace(0.0, 12.0, 25)
         ("post", {"position": particles.Causal(), "progress": True}),
     ],
 )
-def test_the_engine_takes_diffeqsolves_steps_bit_for_bit(monkeypatch, scheme, options):
+def test_the_engine_takes_diffeqsolves_steps(monkeypatch, scheme, options):
     run = lambda: particles.simulate(X0, scheme, beta=2.0, t1=12.0, ts=TS, **options)  # noqa: E731
     _assert_same(*_both(monkeypatch, run))
 
 
-def test_a_batch_stops_at_collapse_and_is_retried_bit_for_bit(monkeypatch):
+def test_a_batch_stops_at_collapse_and_is_retried_as_by_diffeqsolve(monkeypatch):
     x0 = jnp.stack([particles.init.uniform_sphere(s, 6, 4) for s in range(3)])
     stop = lambda: particles.simulate(
         x0, "post", beta=np.array([1.0, 2.0, 4.0]), t1=30.0, stop_at_collapse=1e-2
