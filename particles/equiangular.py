@@ -20,6 +20,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
+from ._loop import run
 from ._model import AbstractKernel, as_kernel
 from ._solver import step_controller
 from ._validate import check_float, check_int
@@ -92,26 +93,30 @@ def solve(
     r_start = 1.0 if scheme.sphere_bound else r0
     y0 = (jnp.full(beta.shape, rho0, beta.dtype), jnp.full(beta.shape, r_start, beta.dtype))
     n = jnp.asarray(n, beta.dtype)
-    rho, r = _solve(y0, beta, n, ts, jnp.asarray(t0, beta.dtype), rtol, atol, scheme, attention, max_steps)
+    (rho, r), ok = _solve(
+        y0, beta, n, ts, jnp.asarray(t0, beta.dtype), rtol, atol, scheme, attention, max_steps
+    )
+    if not bool(ok):
+        raise RuntimeError(
+            f"the reduced model's solve did not reach t={float(ts[-1]):g} in max_steps={max_steps} steps "
+            "(or its state became non-finite): raise max_steps or loosen rtol/atol"
+        )
     return jnp.moveaxis(rho, 0, -1), jnp.moveaxis(r, 0, -1)
 
 
 @jax.jit(static_argnames=("scheme", "attention", "max_steps"))
 def _solve(y0, beta, n, ts, t0, rtol, atol, scheme, attention, max_steps):
+    """Tsit5 under PI control, by the package's forward engine (``diffeqsolve``'s loop
+    written out, :mod:`particles._loop`: its steps and numbers, compiled faster).
+    Returns the saves and whether the solve reached the last save."""
+
     def field(t, y, args):
         return _rates(t, *y, scheme, n, beta, attention)
 
     jumps = [tau for tau in scheme.jump_times() if tau > 0]
     controller = step_controller(rtol, atol, jump_ts=jumps)
-    sol = diffrax.diffeqsolve(
-        diffrax.ODETerm(field),
-        diffrax.Tsit5(),
-        t0,
-        ts[-1],
-        None,
-        y0,
-        saveat=diffrax.SaveAt(ts=ts),
-        stepsize_controller=controller,
-        max_steps=max_steps,
-    )
-    return sol.ys
+    sol = run(
+        diffrax.ODETerm(field), diffrax.Tsit5(), controller, y0, None, ts=ts, t0=t0, t1=ts[-1], dt0=None,
+        max_steps=max_steps, traced_jump=bool(jumps),
+    )  # fmt: skip
+    return sol.ys, sol.result == diffrax.RESULTS.successful
