@@ -1,7 +1,7 @@
 """The engines of the solves: the token flow's forward solve (:func:`solve_ode`, the
 loop of :mod:`particles._loop`), its solve to differentiate (:func:`solve_ode_adjoint`)
 and the mean-field solve (:func:`solve_density`), the one place ``diffrax.diffeqsolve``
-is called for them, with the error norm (each trajectory's RMS, max over the batch) and
+is called, with the error norm (each trajectory's RMS, max over the batch) and
 the collapse event."""
 
 import diffrax
@@ -131,20 +131,21 @@ def solve_ode_adjoint(
 
 @eqx.filter_jit
 def solve_density(term, solver, y0, args, ts, t1, controller, max_steps):
-    """One ``diffrax.diffeqsolve`` for a flow whose state is a density's coefficients
+    """The solve of a flow whose state is a density's coefficients
     (:mod:`particles.meanfield`): from t = 0 to ``t1`` with the given term, solver and
-    step-size controller, saving at ``ts``; failures are reported in ``result``, not
-    raised."""
-    return diffrax.diffeqsolve(
+    step-size controller, saving at ``ts``, by the forward engine (``diffeqsolve``'s
+    steps and numbers, :mod:`particles._loop`); failures are reported in ``result``,
+    not raised."""
+    t0 = jnp.zeros((), ts.dtype)
+    return run(
         term,
         solver,
-        0.0,
-        t1,
-        None,
+        controller,
         y0,
-        args=args,
-        saveat=diffrax.SaveAt(ts=ts),
-        stepsize_controller=controller,
+        args,
+        ts=ts,
+        t0=t0,
+        t1=jnp.asarray(t1, ts.dtype),
+        dt0=None,
         max_steps=max_steps,
-        throw=False,
     )

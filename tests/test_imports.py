@@ -323,8 +323,8 @@ def test_benchmarks_use_public_names_only():
 
 def test_diffeqsolve_is_called_from_the_engine_only():
     """``diffrax.diffeqsolve`` is called in particles/_engine.py only (the solve that
-    sensitivity differentiates, the mean field's; the forward solves, the reduced model's
-    included, go through particles/_loop.py, its loop written out)."""
+    sensitivity differentiates); the forward solves (tokens, the reduced model, the mean
+    field) go through particles/_loop.py, its loop written out."""
     allowed = {"particles/_engine.py"}
     callers = set()
     for path in sorted((ROOT / "particles").rglob("*.py")):
