@@ -77,11 +77,9 @@ TS = np.linspace(0.0, 12.0, 25)
 @pytest.mark.parametrize(
     "scheme,options",
     [
-        ("post", {}),
         ("pre", {"rtol": 1e-3, "atol": 1e-3}),
         ("ngpt", {"stop_at_collapse": 1e-3}),
-        ("post", {"step_size": 0.1}),
-        ("post", {"noise": 0.2, "key": 1, "step_size": 0.1}),
+        ("post", {"noise": 0.2, "key": 1, "step_size": 0.1}),  # constant steps, Heun
         (particles.get_scheme("mix", tau=2.5), {}),  # a jump of the field at t = 2.5
         ("post", {"position": particles.Causal(), "progress": True}),
     ],
