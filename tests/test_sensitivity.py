@@ -391,6 +391,16 @@ def test_hessian_spectrum_matches_the_dense_hessian(transformer):
     np.testing.assert_allclose(H @ v, res.eigenvalues[0] * v, atol=1e-6 * abs(res.eigenvalues[0]))
 
 
+def test_hessian_of_layers_lanczos_equals_dense():
+    """The default run's Hessian check (1 s): two post layers; the ODE mode's below is slow."""
+    x0 = np.random.default_rng(11).normal(size=(3, 3))
+    kw = dict(beta=1.0, t1=2.0, layers=2, wrt="x0", k=2, loss=weighted)
+    dense = S.hessian_spectrum(x0, "post", method="dense", **kw)
+    lanczos = S.hessian_spectrum(x0, "post", method="lanczos", iters=9, **kw)
+    np.testing.assert_allclose(lanczos.eigenvalues, dense.eigenvalues, rtol=1e-8)
+
+
+@pytest.mark.slow  # 19 s alone: forward-over-reverse through diffeqsolve, compiled twice
 def test_hessian_in_the_ode_mode_lanczos_equals_dense():
     x0 = np.random.default_rng(11).normal(size=(3, 3))
     kw = dict(beta=1.0, t1=1.0, wrt="x0", k=2, loss=weighted, step_size=0.1, max_steps=16)
