@@ -11,29 +11,24 @@ from hypothesis import settings
 jax.config.update("jax_enable_x64", True)
 jax.config.update("jax_numpy_dtype_promotion", "strict")
 
-# One persistent compilation cache per test run, shared by the xdist workers (they
-# inherit the controller's environment): many tests compile the same programs (the same
-# solve at the same shapes from a new closure, or in the other worker), and a hit loads
-# it instead of compiling again. Measured on the 2-core machine (2026-12-07):
-# test_noise.py and test_span.py in one process took 125 s without, 102 s with. Empty at
-# the start of each run, as on CI; removed by the process that made it.
+# One persistent compilation cache per test run, for the tests' subprocesses (docs,
+# command lines, benchmarks: fresh interpreters that compile the same programs); empty at
+# the start of each run, as on CI; removed by the process that made it. The command
+# line's own cache (``$XDG_CACHE_HOME/particles/jax``) is in the run's folder too: tests
+# neither read nor fill the user's. The benchmarks of a cold start remove these variables.
 _OWN_CACHE = "PARTICLES_TEST_CACHE" not in os.environ
 if _OWN_CACHE:
     os.environ["PARTICLES_TEST_CACHE"] = tempfile.mkdtemp(prefix="particles-tests-")
-_JAX_CACHE = os.path.join(os.environ["PARTICLES_TEST_CACHE"], "jax")
-# The subprocesses of the tests (docs, benchmarks) share it through JAX's environment
-# variables (the benchmarks of a cold start remove them); the command line's own cache
-# (``$XDG_CACHE_HOME/particles/jax``) is in the run's folder too: tests neither read nor
-# fill the user's.
 os.environ.update(
-    JAX_COMPILATION_CACHE_DIR=_JAX_CACHE,
+    JAX_COMPILATION_CACHE_DIR=os.path.join(os.environ["PARTICLES_TEST_CACHE"], "jax"),
     JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
     JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0",
     XDG_CACHE_HOME=os.path.join(os.environ["PARTICLES_TEST_CACHE"], "xdg"),
 )
-jax.config.update("jax_compilation_cache_dir", _JAX_CACHE)
-jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+# The test processes themselves do not use it: with the fast-compiling flags below a
+# program compiles in about 0.1 s, less than writing every program to the cache costs.
+# Measured (2026-12-08, 2-core AMD EPYC): the suite 287 s with it, 267 s without.
+jax.config.update("jax_enable_compilation_cache", False)
 
 
 # Tests compile many small programs and run each for milliseconds: XLA's LLVM back end at
