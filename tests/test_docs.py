@@ -58,10 +58,12 @@ print(json.dumps(results))
 """
 
 
-# Pages whose blocks compile many programs (about 30-45 s each on the shared 2-core CPU):
-# run by the slow test; every other page's blocks run by default.
-# Measured alone (2026-12-07, a process per page): analysis 13.8 s, getting-started 17.3,
-# layers 10.6, noise 9.5, equiangular 7.1, meanfield 14.5; real_models 9.8 (2026-12-08).
+# Pages whose blocks compile many programs or run long (SDE paths): run by the slow test;
+# every other page's blocks run by default. Measured alone (2026-12-07, a process per
+# page): analysis 13.8 s, getting-started 17.3, layers 10.6, noise 9.5, equiangular 7.1,
+# meanfield 14.5; real_models 9.8 (2026-12-08); with the tests' fast-compiling flags
+# (2026-12-08): noise 9.3 s, meanfield 7.0, getting-started 6.6, equiangular 3.5,
+# positions 2.7 (each with ~2 s of import).
 SLOW_PAGES = (
     "docs/simulate.md",
     "docs/sweeps.md",
@@ -69,6 +71,8 @@ SLOW_PAGES = (
     "docs/analysis.md",
     "docs/layers.md",
     "docs/real_models.md",
+    "docs/noise.md",
+    "docs/meanfield.md",
 )
 
 
