@@ -179,8 +179,9 @@ def run(
     )  # fmt: skip
     running = lambda s: (s.tprev < t1) & (s.result == RESULTS.successful)  # noqa: E731
     bounded = running if max_steps is None else (lambda s: running(s) & (s.num_steps < max_steps))
+    t1_floor = _t1_floor(t1)  # once, before the loop
     step = lambda s: _step(  # noqa: E731
-        s, terms=terms, solver=solver, controller=controller, args=args, ts=ts, t0=t0, t1=t1, t1_floor=_t1_floor(t1),
+        s, terms=terms, solver=solver, controller=controller, args=args, ts=ts, t0=t0, t1=t1, t1_floor=t1_floor,
         save_fn=save_fn, event=event, progress_meter=progress_meter,
     )  # fmt: skip
     f = jax.lax.while_loop(bounded, step, state)
