@@ -101,7 +101,7 @@ def solve_ode(
     event = None if level is None else _collapse_event(level, ts.dtype)
     return run(
         terms, solver, _controller(rtol, atol, step_size, y0, dim, jumps), y0, args, ts=ts, t0=t0, t1=t1,
-        dt0=step_size, max_steps=max_steps, save_fn=observe, event=event, traced_jump=jumps is not None,
+        dt0=step_size, max_steps=max_steps, save_fn=observe, event=event,
         progress_meter=diffrax.TqdmProgressMeter() if progress else diffrax.NoProgressMeter(),
     )  # fmt: skip
 

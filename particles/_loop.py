@@ -83,14 +83,27 @@ def _event_after_step(s: _State, event, y, tprev, dense, args, result):
 
 
 def _step(
-    s: _State, *, terms, solver, controller, args, ts, t0, t1, t1_floor, save_fn, event, progress_meter
+    s: _State,
+    *,
+    terms,
+    solver,
+    controller,
+    error_order,
+    args,
+    ts,
+    t0,
+    t1,
+    t1_floor,
+    save_fn,
+    event,
+    progress_meter,
 ):
     y, y_error, dense, solver_state, solver_result = solver.step(
         terms, s.tprev, s.tnext, s.y, args, s.solver_state, s.made_jump
     )
     y_error = jax.tree.map(lambda x: jnp.where(jnp.isnan(x), jnp.inf, x), y_error)
     keep, tprev, tnext, made_jump, controller_state, controller_result = controller.adapt_step_size(
-        s.tprev, s.tnext, s.y, y, args, y_error, solver.error_order(terms), s.controller_state
+        s.tprev, s.tnext, s.y, y, args, y_error, error_order, s.controller_state
     )
     tprev = jnp.minimum(tprev, t1)
     tnext = jnp.where(tnext > t1_floor, jnp.where(keep, t1, tprev + 0.5 * (t1 - tprev)), tnext)
@@ -145,13 +158,12 @@ def _stop_at_event(f: _State, solver, event, args, save_fn):
 
 def run(
     terms, solver, controller, y0, args, *, ts, t0, t1, dt0, max_steps, save_fn=None, event=None,
-    traced_jump=False, progress_meter=diffrax.NoProgressMeter(),
+    progress_meter=diffrax.NoProgressMeter(),
 ) -> diffrax.Solution:  # fmt: skip
     """Solve ``terms`` with ``solver`` and ``controller`` from ``y0`` on [t0, t1] (t0 < t1),
     saving ``save_fn(t, y, args)`` (default y) at ``ts``; with ``event`` (one real-valued
     ``cond_fn`` crossing zero upwards, and a root finder) ending there and saving the
-    state at the event last, as ``diffrax.SaveAt(ts=ts, t1=True)`` does. ``traced_jump``:
-    the controller steps onto jumps (its made_jump is an array). As ``diffeqsolve(...,
+    state at the event last, as ``diffrax.SaveAt(ts=ts, t1=True)`` does. As ``diffeqsolve(...,
     throw=False)`` returns it: ts and ys (inf where not saved), result, stats,
     event_mask."""
     save_fn = _identity if save_fn is None else save_fn
@@ -163,7 +175,9 @@ def run(
     solver_state = solver.init(terms, t0, tnext, y0, args)
     rows = len(ts) + (event is not None)
     shape = jax.eval_shape(lambda: save_fn(t0, y0, args))
-    made_jump = jnp.asarray(False) if traced_jump else False
+    # a controller that steps across jumps (ClipStepSizeController's jump_ts) says per step
+    # whether it made one; without jumps made_jump stays the constant False, as in diffeqsolve
+    made_jump = jnp.asarray(False) if getattr(controller, "jump_ts", None) is not None else False
     event_state = None
     if event is not None:
         dense = jax.eval_shape(lambda: solver.step(terms, t0, tnext, y0, args, solver_state, made_jump))[2]
@@ -172,7 +186,7 @@ def run(
     zero = jnp.asarray(0)
     state = _State(
         y=y0, tprev=t0, tnext=tnext, made_jump=made_jump, solver_state=solver_state, controller_state=controller_state,
-        result=RESULTS.where(jnp.asarray(False), RESULTS.event_occurred, RESULTS.successful), num_steps=zero,
+        result=RESULTS.successful, num_steps=zero,
         num_accepted=zero, num_rejected=zero, save_index=zero, ts_index=zero, save_ts=jnp.full(rows, jnp.inf, ts.dtype),
         save_ys=jax.tree.map(lambda a: jnp.full((rows, *a.shape), jnp.inf, a.dtype), shape),
         progress=progress_meter.init(), event=event_state,
@@ -181,8 +195,8 @@ def run(
     bounded = running if max_steps is None else (lambda s: running(s) & (s.num_steps < max_steps))
     t1_floor = _t1_floor(t1)  # once, before the loop
     step = lambda s: _step(  # noqa: E731
-        s, terms=terms, solver=solver, controller=controller, args=args, ts=ts, t0=t0, t1=t1, t1_floor=t1_floor,
-        save_fn=save_fn, event=event, progress_meter=progress_meter,
+        s, terms=terms, solver=solver, controller=controller, error_order=error_order, args=args, ts=ts, t0=t0,
+        t1=t1, t1_floor=t1_floor, save_fn=save_fn, event=event, progress_meter=progress_meter,
     )  # fmt: skip
     f = jax.lax.while_loop(bounded, step, state)
     save_ts, save_ys, result = f.save_ts, f.save_ys, f.result

@@ -117,6 +117,6 @@ def _solve(y0, beta, n, ts, t0, rtol, atol, scheme, attention, max_steps):
     controller = step_controller(rtol, atol, jump_ts=jumps)
     sol = run(
         diffrax.ODETerm(field), diffrax.Tsit5(), controller, y0, None, ts=ts, t0=t0, t1=ts[-1], dt0=None,
-        max_steps=max_steps, traced_jump=bool(jumps),
+        max_steps=max_steps,
     )  # fmt: skip
     return sol.ys, sol.result == diffrax.RESULTS.successful
